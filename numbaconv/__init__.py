@@ -1,0 +1,28 @@
+"""numbaconv: a multithreaded CPU convolution engine with PyTorch's semantics, written with Numba.
+
+The array-level engine takes and returns numpy arrays:
+
+>>> import numpy as np, numbaconv
+>>> x = np.random.rand(8, 3, 32, 32).astype(np.float32)
+>>> w = np.random.rand(16, 3, 3, 3).astype(np.float32)
+>>> numbaconv.conv2d(x, w, padding=1).shape
+(8, 16, 32, 32)
+"""
+
+from .dispatch import ALGORITHMS, explain
+from .engine import conv2d, conv2d_grad_input, conv2d_grad_weight
+from .runtime import get_num_threads, release_workspaces, set_num_threads, workspace_bytes
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALGORITHMS",
+    "conv2d",
+    "conv2d_grad_input",
+    "conv2d_grad_weight",
+    "explain",
+    "get_num_threads",
+    "release_workspaces",
+    "set_num_threads",
+    "workspace_bytes",
+]

@@ -1,0 +1,1 @@
+"""Per-algorithm drivers: orchestrate kernels, workspaces and matrix products for one algorithm."""

@@ -1,0 +1,172 @@
+"""The array-level engine: numpy in, numpy out, with PyTorch's ``conv2d`` semantics and both gradients.
+
+Each call validates everything through `ConvSpec` and the array checks here, asks `dispatch` for an
+algorithm, then runs that algorithm's driver under the runtime's parallel section.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from . import dispatch
+from .geometry import (
+    ConvPlan,
+    ConvSpec,
+    IntPair,
+    Padding,
+    check_activation,
+    check_array,
+    check_grad_output,
+    check_input_shape,
+    check_shape,
+    common_dtype,
+    padding_source_index,
+)
+from .kernels.padding import all_finite, fold_padded, gather_padded
+from .runtime import parallel_section
+
+
+def conv2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    algorithm: str = "auto",
+) -> np.ndarray:
+    """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d`` / ``nn.Conv2d`` compute it.
+
+    x: (N, C, H, W) or unbatched (C, H, W); weight: (K, C/groups, kh, kw); bias: (K,) or None.
+    Returns (N, K, OH, OW) (or (K, OH, OW)) in x's dtype, with
+    ``OH = (H + pad_top + pad_bottom - dilation_h * (kh - 1) - 1) // stride_h + 1`` and likewise OW.
+    ``padding`` is an int, a pair, ``"valid"`` or ``"same"``; ``padding_mode`` is ``"zeros"``, ``"reflect"``,
+    ``"replicate"`` or ``"circular"``; ``algorithm`` is ``"auto"`` or one of `ALGORITHMS`.
+    """
+    spec = ConvSpec.from_args(stride, padding, dilation, groups, padding_mode)
+    x, unbatched = check_activation("x", x)
+    weight = check_array("weight", weight, 4)
+    arrays = {"x": x, "weight": weight}
+    if bias is not None:
+        arrays["bias"] = bias = check_array("bias", bias, 1)
+    dtype = common_dtype(arrays)
+    plan = spec.plan(x.shape, weight.shape)
+    geo = plan.geometry
+    if bias is not None and bias.shape != (geo.k,):
+        raise ValueError(f"bias must have shape ({geo.k},) to match weight {weight.shape}, got {bias.shape}")
+    decision = dispatch.choose("forward", geo, dtype, algorithm)
+    if geo.n == 0:
+        return _unbatch(np.zeros((0, geo.k, geo.oh, geo.ow), dtype), unbatched)
+    with parallel_section():
+        x = _apply_padding(np.ascontiguousarray(x), plan)
+        weight = np.ascontiguousarray(weight)
+        decision = dispatch.finite_fallback(decision, x, weight, is_finite=all_finite)
+        out = decision.driver.forward(x, weight, None if bias is None else np.ascontiguousarray(bias), geo,
+                                      **decision.options)
+    return _unbatch(out, unbatched)
+
+
+def conv2d_grad_input(
+    input_shape: Sequence[int],
+    weight: np.ndarray,
+    grad_output: np.ndarray,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    algorithm: str = "auto",
+) -> np.ndarray:
+    """dL/dx of `conv2d` for an input of ``input_shape``, given dL/dy ``grad_output``.
+
+    input_shape: (N, C, H, W) or (C, H, W); weight: (K, C/groups, kh, kw); grad_output: (N, K, OH, OW)
+    (or (K, OH, OW) for an unbatched input). Returns an array of ``input_shape`` in the weight's dtype.
+    With a non-zero ``padding_mode`` the gradient that lands on padded cells is added to the input cells
+    they copy.
+    """
+    spec = ConvSpec.from_args(stride, padding, dilation, groups, padding_mode)
+    shape, unbatched = check_input_shape(input_shape)
+    weight = check_array("weight", weight, 4)
+    grad_output = check_array("grad_output", grad_output, 3 if unbatched else 4)
+    dtype = common_dtype({"weight": weight, "grad_output": grad_output})
+    plan = spec.plan(shape, weight.shape)
+    geo = plan.geometry
+    grad_output = check_grad_output(grad_output, plan, unbatched)
+    decision = dispatch.choose("grad_input", geo, dtype, algorithm)
+    if geo.n == 0:
+        return _unbatch(np.zeros(shape, dtype), unbatched)
+    with parallel_section():
+        grad_output = np.ascontiguousarray(grad_output)
+        weight = np.ascontiguousarray(weight)
+        decision = dispatch.finite_fallback(decision, grad_output, weight, is_finite=all_finite)
+        grad = decision.driver.grad_input(grad_output, weight, geo, **decision.options)
+        grad = _fold_padding(grad, shape, plan)
+    return _unbatch(grad, unbatched)
+
+
+def conv2d_grad_weight(
+    x: np.ndarray,
+    weight_shape: Sequence[int],
+    grad_output: np.ndarray,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    algorithm: str = "auto",
+) -> np.ndarray:
+    """dL/dweight of `conv2d` for a weight of ``weight_shape``, given the input ``x`` and dL/dy.
+
+    x: (N, C, H, W) or (C, H, W); weight_shape: (K, C/groups, kh, kw); grad_output: (N, K, OH, OW)
+    (or (K, OH, OW)). Returns an array of ``weight_shape`` in x's dtype.
+    """
+    spec = ConvSpec.from_args(stride, padding, dilation, groups, padding_mode)
+    x, unbatched = check_activation("x", x)
+    shape = check_shape("weight_shape", weight_shape, (4,), minimum=1)
+    grad_output = check_array("grad_output", grad_output, 3 if unbatched else 4)
+    dtype = common_dtype({"x": x, "grad_output": grad_output})
+    plan = spec.plan(x.shape, shape)
+    geo = plan.geometry
+    grad_output = check_grad_output(grad_output, plan, unbatched)
+    decision = dispatch.choose("grad_weight", geo, dtype, algorithm)
+    if geo.n == 0:
+        return np.zeros(shape, dtype)
+    with parallel_section():
+        x = _apply_padding(np.ascontiguousarray(x), plan)
+        grad_output = np.ascontiguousarray(grad_output)
+        decision = dispatch.finite_fallback(decision, x, grad_output, is_finite=all_finite)
+        return decision.driver.grad_weight(x, grad_output, geo, **decision.options)
+
+
+def _unbatch(array: np.ndarray, unbatched: bool) -> np.ndarray:
+    return array[0] if unbatched else array
+
+
+def _source_maps(plan: ConvPlan, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    top, bottom, left, right = plan.explicit_padding
+    return (padding_source_index(h, top, bottom, plan.padding_mode),
+            padding_source_index(w, left, right, plan.padding_mode))
+
+
+def _apply_padding(x: np.ndarray, plan: ConvPlan) -> np.ndarray:
+    """x padded explicitly for the non-zero padding modes; x itself for "zeros" (padded implicitly)."""
+    if plan.explicit_padding is None:
+        return x
+    rows, cols = _source_maps(plan, x.shape[2], x.shape[3])
+    padded = np.empty((x.shape[0], x.shape[1], rows.size, cols.size), x.dtype)
+    gather_padded(x, rows, cols, padded)
+    return padded
+
+
+def _fold_padding(grad: np.ndarray, shape: tuple[int, int, int, int], plan: ConvPlan) -> np.ndarray:
+    """The gradient of the explicitly padded input folded back onto the input of ``shape``."""
+    if plan.explicit_padding is None:
+        return grad
+    rows, cols = _source_maps(plan, shape[2], shape[3])
+    folded = np.empty(shape, grad.dtype)
+    fold_padded(grad, rows, cols, folded)
+    return folded

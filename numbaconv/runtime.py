@@ -1,0 +1,93 @@
+"""Threads (Numba's and BLAS's), the threading layer, the engine lock and reusable workspaces.
+
+Numba's ``workqueue`` threading layer is the one that survives ``fork`` on every platform and needs no
+extra library; it is not safe for concurrent launches, so every engine call runs under one process-wide
+lock. That lock also keeps a single thread pool busy at a time: Numba's workers and BLAS's never compete
+for the same cores, and two Python threads never oversubscribe them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+import numba
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+MAX_THREADS: int = numba.config.NUMBA_NUM_THREADS
+
+_lock = threading.RLock()
+_num_threads = MAX_THREADS
+_blas = ThreadpoolController().select(user_api="blas")
+_workspaces: dict[tuple[str, np.dtype], np.ndarray] = {}
+
+
+def _reset_lock_in_child() -> None:
+    # A fork taken while another thread held the lock would leave the child's copy held forever.
+    global _lock
+    _lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_in_child)
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads for all parallel work: Numba kernels and the BLAS matrix products alike.
+
+    ``n`` must be an int from 1 to the number of threads Numba started with (all cores by default,
+    ``NUMBA_NUM_THREADS`` to change it).
+    """
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__} {n!r}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"set_num_threads: n must be between 1 and {MAX_THREADS}, got {n}")
+    with _lock:
+        _num_threads = int(n)
+        _blas.limit(limits=_num_threads)
+
+
+def get_num_threads() -> int:
+    """The number of threads parallel work uses (see `set_num_threads`)."""
+    return _num_threads
+
+
+@contextmanager
+def parallel_section() -> Iterator[None]:
+    """Hold the engine lock and apply the thread count for the calling thread's Numba launches."""
+    with _lock:
+        numba.set_num_threads(_num_threads)
+        yield
+
+
+def workspace(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A scratch array of ``shape`` reused across calls; its contents are undefined.
+
+    Buffers are kept per (name, dtype) and only grow, so a steady workload stops allocating (and stops
+    page-faulting) after its first call. Call only inside `parallel_section`: the buffers are shared.
+    """
+    size = int(np.prod(shape, dtype=np.int64))
+    key = (name, np.dtype(dtype))
+    buffer = _workspaces.get(key)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(size, dtype=dtype)
+        _workspaces[key] = buffer
+    return buffer[:size].reshape(shape)
+
+
+def workspace_bytes() -> int:
+    """Bytes currently held by reusable workspaces."""
+    with _lock:
+        return sum(buffer.nbytes for buffer in _workspaces.values())
+
+
+def release_workspaces() -> None:
+    """Free every reusable workspace; the next call that needs one allocates it again."""
+    with _lock:
+        _workspaces.clear()
