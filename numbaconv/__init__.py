@@ -9,6 +9,25 @@ The array-level engine takes and returns numpy arrays:
 (8, 16, 32, 32)
 """
 
+from .autograd import (
+    Tensor,
+    arange,
+    enable_grad,
+    float32,
+    float64,
+    from_numpy,
+    int64,
+    is_grad_enabled,
+    manual_seed,
+    no_grad,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
 from .dispatch import ALGORITHMS, explain
 from .engine import conv2d, conv2d_grad_input, conv2d_grad_weight
 from .runtime import get_num_threads, release_workspaces, set_num_threads, workspace_bytes
@@ -17,6 +36,23 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALGORITHMS",
+    "Tensor",
+    "arange",
+    "enable_grad",
+    "float32",
+    "float64",
+    "from_numpy",
+    "int64",
+    "is_grad_enabled",
+    "manual_seed",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "rand",
+    "randn",
+    "tensor",
+    "zeros",
+    "zeros_like",
     "conv2d",
     "conv2d_grad_input",
     "conv2d_grad_weight",
