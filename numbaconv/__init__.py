@@ -9,6 +9,7 @@ The array-level engine takes and returns numpy arrays:
 (8, 16, 32, 32)
 """
 
+from . import data, nn, optim
 from .autograd import (
     Tensor,
     arange,
@@ -31,6 +32,7 @@ from .autograd import (
 from .dispatch import ALGORITHMS, explain
 from .engine import conv2d, conv2d_grad_input, conv2d_grad_weight
 from .runtime import get_num_threads, release_workspaces, set_num_threads, workspace_bytes
+from .serialization import load, save
 
 __version__ = "0.1.0"
 
@@ -54,6 +56,11 @@ __all__ = [
     "zeros",
     "zeros_like",
     "conv2d",
+    "data",
+    "load",
+    "nn",
+    "optim",
+    "save",
     "conv2d_grad_input",
     "conv2d_grad_weight",
     "explain",
