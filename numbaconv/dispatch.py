@@ -9,8 +9,9 @@ and pass, so it is deterministic and `explain` can show it.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from types import ModuleType
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 

@@ -6,7 +6,7 @@ algorithm, then runs that algorithm's driver under the runtime's parallel sectio
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -7,7 +7,8 @@ consume. Kernels never validate: everything they can trip over is rejected here 
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence, Union
+from collections.abc import Sequence
+from typing import NamedTuple, Union
 
 import numpy as np
 
@@ -168,7 +169,7 @@ class ConvSpec(NamedTuple):
         dilation: IntPair = 1,
         groups: int = 1,
         padding_mode: str = "zeros",
-    ) -> "ConvSpec":
+    ) -> ConvSpec:
         """Validate and normalise the shape-independent arguments."""
         stride_pair = _int_pair("stride", stride, 1)
         dilation_pair = _int_pair("dilation", dilation, 1)

@@ -4,7 +4,6 @@ Padding is described per axis by a source-index map (padded position -> input in
 one scatter-add serve reflect, replicate and circular alike.
 """
 
-import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
