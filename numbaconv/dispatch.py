@@ -28,6 +28,9 @@ DIRECT_RATE = 12e9
 DEPTHWISE_RATE = 4e9
 STREAM_RATE = 6e9
 CALL_OVERHEAD = 20e-6
+# Winograd's weight gradient sums transformed tiles, so a true zero comes out as a rounding residue (~1e-7
+# in float32); Adam's normalised step would then move weights PyTorch leaves alone. Auto never picks it.
+WINOGRAD_GRAD_WEIGHT_NOTE = " among exact-zero-preserving algorithms (not winograd)"
 # im2col and Winograd process the batch in chunks whose workspace stays near this size.
 WORKSPACE_CAP = 32 * 2**20
 
@@ -124,8 +127,8 @@ def choose(pass_name: str, geo: ConvGeometry, dtype: np.dtype, requested: str) -
             raise ValueError(f"algorithm='winograd' serves 3x3 kernels with stride 1 and dilation 1: {why_not}")
     estimates = tuple(_estimates(pass_name, geo, np.dtype(dtype).itemsize, get_num_threads()))
     if requested == "auto":
-        pool = estimates
-        rule = "cheapest estimate"
+        pool = tuple(e for e in estimates if pass_name != "grad_weight" or e.algorithm != "winograd")
+        rule = "cheapest estimate" + (WINOGRAD_GRAD_WEIGHT_NOTE if pass_name == "grad_weight" else "")
     else:
         pool = tuple(e for e in estimates if e.algorithm == requested)
         rule = "requested"

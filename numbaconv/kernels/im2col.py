@@ -1,0 +1,137 @@
+"""im2col kernels: lower a convolution to a matrix product by laying out every input window as a column.
+
+The matrix product itself is BLAS's, called by the driver; these kernels only move data. Each thread owns
+whole rows (or, for the scatter-add of `col2im`, whole planes) of the destination, so no two threads ever
+write the same element.
+
+Column layout, for a chunk of ``nb`` samples starting at sample ``n0``: ``cols`` is (groups, rows, nb, oh, ow)
+with ``rows >= cg * kh * kw`` (``cg = c // groups``). Row ``(ci * kh + i) * kw + j`` of group ``g`` holds,
+for sample ``s`` and output pixel ``(oy, ox)``, the input value
+``x[n0 + s, g * cg + ci, oy * stride_h - pad_h + i * dil_h, ox * stride_w - pad_w + j * dil_w]``, zero where
+that position falls outside ``[0, h) x [0, w)``. Viewed as (groups, rows, nb * oh * ow) it is the right-hand
+operand of one matrix product per group; viewed per sample, as (rows, oh * ow) with row stride
+``nb * oh * ow``, it yields output already in (n, k, oh, ow) order. Rows past ``cg * kh * kw`` are left
+alone (the driver puts a row of ones there to fold the bias into the product).
+
+Inner loops index with ``start + t`` where ``start`` is clamped with ``max(0, ...)`` and ``t`` counts from
+zero: LLVM can then prove the index non-negative and drops Numba's negative-index wraparound, which
+otherwise turns the row copies into gathers (about 4x slower).
+"""
+
+from numba import njit, prange
+
+from numbaconv.kernels import FASTMATH
+
+
+@njit(cache=True, inline="always")
+def _tap_range(offset, stride, size, out_size):
+    """Output indices ``[lo, hi)`` (``0 <= lo <= hi``) whose input index ``o * stride + offset`` is in
+    ``[0, size)``."""
+    lo = max(0, min(out_size, -(offset // stride)))  # ceil(-offset / stride)
+    hi = min(out_size, (size - 1 - offset) // stride + 1)
+    return lo, max(lo, hi)
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def im2col(x, n0, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, cols):
+    """Fill rows ``[0, cg * kh * kw)`` of ``cols`` (groups, rows, nb, oh, ow) with the windows of samples
+    ``n0 .. n0 + nb`` of x (n, c, h, w); padding positions get real zeros. One thread per (row, sample)."""
+    c, h, w = x.shape[1], x.shape[2], x.shape[3]
+    groups, nb, oh, ow = cols.shape[0], cols.shape[2], cols.shape[3], cols.shape[4]
+    cg = c // groups
+    taps = kh * kw
+    rows = cg * taps
+    for job in prange(groups * rows * nb):
+        s = job % nb
+        gr = job // nb
+        g = gr // rows
+        r = gr - g * rows
+        ci = r // taps
+        i = (r - ci * taps) // kw
+        j = r - ci * taps - i * kw
+        n = n0 + s
+        ch = g * cg + ci
+        lo, hi = _tap_range(j * dil_w - pad_w, stride_w, w, ow)
+        ix0 = max(0, lo * stride_w + j * dil_w - pad_w)  # input column of output column lo
+        for oy in range(oh):
+            iy = oy * stride_h - pad_h + i * dil_h
+            if iy < 0 or iy >= h:
+                for ox in range(ow):
+                    cols[g, r, s, oy, ox] = 0
+                continue
+            for ox in range(lo):
+                cols[g, r, s, oy, ox] = 0
+            # Constant strides let LLVM vectorise with plain (1) or interleaved (2) loads instead of gathers.
+            if stride_w == 1:
+                for t in range(hi - lo):
+                    cols[g, r, s, oy, lo + t] = x[n, ch, iy, ix0 + t]
+            elif stride_w == 2:
+                for t in range(hi - lo):
+                    cols[g, r, s, oy, lo + t] = x[n, ch, iy, ix0 + 2 * t]
+            else:
+                for t in range(hi - lo):
+                    cols[g, r, s, oy, lo + t] = x[n, ch, iy, ix0 + t * stride_w]
+            for ox in range(hi, ow):
+                cols[g, r, s, oy, ox] = 0
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def col2im(cols, n0, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, dx):
+    """Overwrite samples ``n0 .. n0 + nb`` of dx (n, c, h, w) with the sum of every column entry of
+    ``cols`` (groups, rows, nb, oh, ow) at the input position it was gathered from (the adjoint of
+    `im2col`); entries that came from padding are dropped. One thread per (sample, channel) plane of dx, so
+    the scatter-add never races."""
+    c, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
+    groups, nb, oh, ow = cols.shape[0], cols.shape[2], cols.shape[3], cols.shape[4]
+    cg = c // groups
+    for plane in prange(nb * c):
+        s = plane // c
+        ch = plane - s * c
+        n = n0 + s
+        g = ch // cg
+        ci = ch - g * cg
+        for iy in range(h):
+            for ix in range(w):
+                dx[n, ch, iy, ix] = 0
+        for i in range(kh):
+            oy_lo, oy_hi = _tap_range(i * dil_h - pad_h, stride_h, h, oh)
+            for j in range(kw):
+                ox_lo, ox_hi = _tap_range(j * dil_w - pad_w, stride_w, w, ow)
+                ix0 = max(0, ox_lo * stride_w + j * dil_w - pad_w)
+                r = (ci * kh + i) * kw + j
+                for oy in range(oy_lo, oy_hi):
+                    iy = oy * stride_h + i * dil_h - pad_h
+                    if stride_w == 1:  # constant strides vectorise, as in `im2col`
+                        for t in range(ox_hi - ox_lo):
+                            dx[n, ch, iy, ix0 + t] += cols[g, r, s, oy, ox_lo + t]
+                    elif stride_w == 2:
+                        for t in range(ox_hi - ox_lo):
+                            dx[n, ch, iy, ix0 + 2 * t] += cols[g, r, s, oy, ox_lo + t]
+                    else:
+                        for t in range(ox_hi - ox_lo):
+                            dx[n, ch, iy, ix0 + t * stride_w] += cols[g, r, s, oy, ox_lo + t]
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def swap_leading(src, dst):
+    """dst[b, a, :] = src[a, b, :] for src (A, B, m) and dst (B, A, m): moves between the per-sample
+    (nb, k, pixels) order of outputs and gradients and the per-channel (k, nb, pixels) order of one matrix
+    product over a whole chunk. One thread per destination row."""
+    a_len, b_len, m = src.shape
+    for row in prange(a_len * b_len):
+        b = row // a_len
+        a = row - b * a_len
+        for p in range(m):
+            dst[b, a, p] = src[a, b, p]
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def add_bias(out, bias):
+    """out[s, kk, :] += bias[kk] for out (n, k, pixels) and bias (k,). One thread per (sample, channel) row."""
+    n, k, m = out.shape
+    for row in prange(n * k):
+        b = bias[row % k]
+        s = row // k
+        kk = row - s * k
+        for p in range(m):
+            out[s, kk, p] += b
