@@ -1,0 +1,217 @@
+"""Winograd convolution F(m x m, 3 x 3) for 3x3 kernels, stride 1, dilation 1, any zero padding and groups.
+
+Each m x m output tile is ``Y = A^T [U * V] A`` with ``U = G g G^T`` (weights) and ``V = B^T d B`` (the
+(m+2) x (m+2) input window d), summed over input channels. Summing over channels at each of the (m+2)^2
+transformed positions is a matrix product, so a layer becomes (m+2)^2 * groups GEMMs of shape
+(k/groups x c/groups) @ (c/groups x tiles). ``tile=2`` (F(2x2,3x3)) does 16/4 = 4 multiplies per output
+instead of 9, ``tile=4`` (F(4x4,3x3)) 36/16 = 2.25, at the price of larger transforms and rounding error.
+
+The tiles are processed in chunks of tile rows so the transformed buffers stay bounded and are reused
+(`numbaconv.runtime.workspace`); the transforms are the kernels in `numbaconv.kernels.winograd`, the GEMMs
+numpy's BLAS. The backward passes reuse the same pieces: grad_input is a forward convolution of grad_out
+with the flipped, channel-swapped weights; grad_weight multiplies transformed output-gradient tiles
+``A dY A^T`` by transformed input tiles and maps the sum back with ``G^T dU G``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import runtime
+from ..geometry import ConvGeometry
+from ..kernels.winograd import make_output_transform, make_tile_transform
+
+# (A^T, G, B^T). F(2x2, 3x3) is Lavin & Gray's (interpolation points 0, 1, -1, inf). F(4x4, 3x3) uses the
+# points 0, 1, -1, 1/2, -2, inf rather than their 0, +-1, +-2: about 2.5x less float32 error, same cost.
+_MATRICES = {
+    2: (
+        [[1, 1, 1, 0], [0, 1, -1, -1]],
+        [[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
+        [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+    ),
+    4: (
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 1 / 2, -2, 0], [0, 1, 1, 1 / 4, 4, 0], [0, 1, -1, 1 / 8, -8, 1]],
+        [
+            [1, 0, 0],
+            [1 / 3, 1 / 3, 1 / 3],
+            [-1 / 3, 1 / 3, -1 / 3],
+            [-16 / 15, -8 / 15, -4 / 15],
+            [1 / 15, -2 / 15, 4 / 15],
+            [0, 0, 1],
+        ],
+        [
+            [1, -3 / 2, -2, 3 / 2, 1, 0],
+            [0, -1, 1 / 2, 5 / 2, 1, 0],
+            [0, 1, -5 / 2, 1 / 2, 1, 0],
+            [0, -2, -1, 2, 1, 0],
+            [0, 1 / 2, -1, -1 / 2, 1, 0],
+            [0, 1, -3 / 2, -2, 3 / 2, 1],
+        ],
+    ),
+}
+
+# A chunk's transformed tiles (both GEMM operands) stay near this many bytes, so they are still in cache
+# when the GEMM and the inverse transform read them; but a chunk holds at least _MIN_CHUNK_TILES tiles, below
+# which the GEMMs get inefficient.
+_CHUNK_BYTES = 8 << 20
+_MIN_CHUNK_TILES = 512
+# Tiles per transform work item: long enough for vector loops, short enough for the scratch to stay in L2.
+_SEGMENT_TILES = 512
+
+
+class _Plan(NamedTuple):
+    """The compiled transforms of F(m x m, 3 x 3) in one dtype (see `numbaconv.kernels.winograd`)."""
+
+    kron_g: np.ndarray  # (a*a, 9) kron(G, G): maps a flattened 3x3 kernel g to the flattened G g G^T
+    input_transform: Callable  # V = B^T d B of input tiles
+    grad_transform: Callable  # A dY A^T of output-gradient tiles
+    output_transform: Callable  # Y = A^T M A (+ bias) of products
+
+
+_plans: dict[tuple[int, np.dtype], _Plan] = {}
+
+
+def _plan(tile: int, dtype: np.dtype) -> _Plan:
+    """The plan for F(tile x tile, 3 x 3) in ``dtype``; its kernels are built once per process."""
+    key = (tile, np.dtype(dtype))
+    if key not in _plans:
+        at, g, bt = (np.array(mat, dtype=np.float64).astype(dtype) for mat in _MATRICES[tile])
+        a_mat = np.ascontiguousarray(at.T)
+        _plans[key] = _Plan(
+            np.kron(g, g), make_tile_transform(bt), make_tile_transform(a_mat), make_output_transform(a_mat)
+        )
+    return _plans[key]
+
+
+def _tiling(oh: int, ow: int, n: int, channels: int, tile: int, dtype: np.dtype) -> tuple[int, int, int, int]:
+    """(tiles_h, tiles_w, total tile rows, tile rows per chunk) for an oh x ow output of n images.
+
+    ``channels``: input + output channels of the GEMMs, whose transformed buffers make up a chunk's bytes.
+    """
+    a = tile + 2
+    tiles_h = -(-oh // tile)
+    tiles_w = -(-ow // tile)
+    total_rows = n * tiles_h
+    row_bytes = a * a * tiles_w * channels * np.dtype(dtype).itemsize
+    rows = max(_CHUNK_BYTES // row_bytes, -(-_MIN_CHUNK_TILES // tiles_w), 1)
+    return tiles_h, tiles_w, total_rows, min(rows, total_rows)
+
+
+def _scratch(tile: int, tiles_w: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Scratch of the transform kernels, one block per thread: (rows_buf, tiles_buf)."""
+    a = tile + 2
+    seg_tiles = max(1, _SEGMENT_TILES // tiles_w) * tiles_w
+    nblocks = runtime.get_num_threads()
+    rows_buf = runtime.workspace("winograd.rows", (nblocks, 2 * a, seg_tiles * tile), dtype)
+    tiles_buf = runtime.workspace("winograd.tiles", (nblocks, 2 * a * a, seg_tiles), dtype)
+    return rows_buf, tiles_buf
+
+
+def _transform_weight(weight: np.ndarray, tile: int) -> np.ndarray:
+    """U = G g G^T of every (k, c/groups) kernel: weight (k, cg, 3, 3) -> workspace (a*a, k, cg), one GEMM."""
+    k, cg = weight.shape[:2]
+    kron_g = _plan(tile, weight.dtype).kron_g
+    u = runtime.workspace("winograd.U", (kron_g.shape[0], k * cg), weight.dtype)
+    np.matmul(kron_g, weight.reshape(k * cg, 9).T, out=u)
+    return u.reshape(kron_g.shape[0], k, cg)
+
+
+def _batched_product(u: np.ndarray, v: np.ndarray, prod: np.ndarray, groups: int) -> None:
+    """prod[p, g] = u[p, g] @ v[p, g] for each transformed position p and group g.
+
+    u: (a*a, k, cg), v: (a*a, c, T), prod: (a*a, k, T), viewed per group as (kg x cg) @ (cg x T).
+    """
+    a2, k, cg = u.shape
+    kg = k // groups
+    us = u.reshape(a2 * groups, kg, cg)
+    vs = v.reshape(a2 * groups, cg, -1)
+    ps = prod.reshape(a2 * groups, kg, -1)
+    if cg == 1:
+        # Depthwise / channel multiplier: an outer product, which BLAS would do one tiny call at a time.
+        np.multiply(us, vs, out=ps)
+    else:
+        np.matmul(us, vs, out=ps)
+
+
+def _convolve(x, u, bias, out, pad_h, pad_w, groups, tile):
+    """out = conv2d(x, weights whose transform is u) + bias: 3x3, stride 1, implicit zero padding.
+
+    x: (n, c, h, w); u: (a*a, k, c/groups) from `_transform_weight`; bias: (k,); out: (n, k, oh, ow), written
+    in full. pad_h/pad_w: zero rows/cols before x (may be negative: the windows then start inside x).
+    """
+    n, c = x.shape[:2]
+    k, oh, ow = out.shape[1:]
+    plan = _plan(tile, x.dtype)
+    a = tile + 2
+    tiles_h, tiles_w, total_rows, rows = _tiling(oh, ow, n, c + k, tile, x.dtype)
+    rows_buf, tiles_buf = _scratch(tile, tiles_w, x.dtype)
+    for row0 in range(0, total_rows, rows):
+        t = min(rows, total_rows - row0) * tiles_w
+        v = runtime.workspace("winograd.V", (a * a, c, t), x.dtype)
+        prod = runtime.workspace("winograd.M", (a * a, k, t), x.dtype)
+        plan.input_transform(x, pad_h, pad_w, row0, tiles_h, tiles_w, v, rows_buf, tiles_buf)
+        _batched_product(u, v, prod, groups)
+        plan.output_transform(prod, bias, row0, tiles_h, tiles_w, out, rows_buf, tiles_buf)
+    return out
+
+
+def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: ConvGeometry, tile: int = 4):
+    """conv2d(x, weight, bias) with 3x3 kernels, stride 1, dilation 1.
+
+    x: (n, c, h, w); weight: (k, c/groups, 3, 3); bias: (k,) or None. Returns a new (n, k, oh, ow) array.
+    """
+    out = np.empty((geo.n, geo.k, geo.oh, geo.ow), dtype=x.dtype)
+    if geo.n == 0:
+        return out
+    u = _transform_weight(weight, tile)
+    b = np.zeros(geo.k, dtype=x.dtype) if bias is None else bias
+    return _convolve(x, u, b, out, geo.pad_h, geo.pad_w, geo.groups, tile)
+
+
+def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry, tile: int = 4):
+    """dL/dx of `forward`: grad_out (n, k, oh, ow), weight (k, c/groups, 3, 3) -> new (n, c, h, w) array.
+
+    dx[ci] = sum_ko correlate(grad_out[ko], weight[ko, ci] rotated 180 degrees): a stride-1 forward
+    convolution with per-group in/out channels swapped and top/left padding ``2 - pad`` (the bottom/right
+    padding follows from the output size h x w).
+    """
+    out = np.empty((geo.n, geo.c, geo.h, geo.w), dtype=grad_out.dtype)
+    if geo.n == 0:
+        return out
+    g, kg, cg = geo.groups, geo.k // geo.groups, geo.c // geo.groups
+    flipped = weight.reshape(g, kg, cg, 3, 3).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1].reshape(geo.c, kg, 3, 3)
+    u = _transform_weight(np.ascontiguousarray(flipped), tile)
+    b = np.zeros(geo.c, dtype=grad_out.dtype)
+    return _convolve(grad_out, u, b, out, 2 - geo.pad_h, 2 - geo.pad_w, g, tile)
+
+
+def grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry, tile: int = 4):
+    """dL/dweight of `forward`: x (n, c, h, w), grad_out (n, k, oh, ow) -> new (k, c/groups, 3, 3) array.
+
+    Per tile, Y = A^T (U * V) A gives dU = (A dY A^T) * V; summed over tiles and channels that is, at each
+    transformed position, dU[k, c] = dM (k x tiles) @ V^T (tiles x c); then dW = G^T dU G.
+    """
+    k, cg, g = geo.k, geo.c // geo.groups, geo.groups
+    if geo.n == 0:
+        return np.zeros((k, cg, 3, 3), dtype=x.dtype)
+    plan = _plan(tile, x.dtype)
+    a = tile + 2
+    tiles_h, tiles_w, total_rows, rows = _tiling(geo.oh, geo.ow, geo.n, geo.c + k, tile, x.dtype)
+    rows_buf, tiles_buf = _scratch(tile, tiles_w, x.dtype)
+    du = runtime.workspace("winograd.dU", (a * a * g, k // g, cg), x.dtype)
+    part = runtime.workspace("winograd.dU_part", (a * a * g, k // g, cg), x.dtype)
+    for row0 in range(0, total_rows, rows):
+        t = min(rows, total_rows - row0) * tiles_w
+        v = runtime.workspace("winograd.V", (a * a * g, cg, t), x.dtype)
+        dm = runtime.workspace("winograd.M", (a * a * g, k // g, t), x.dtype)
+        plan.input_transform(
+            x, geo.pad_h, geo.pad_w, row0, tiles_h, tiles_w, v.reshape(a * a, geo.c, t), rows_buf, tiles_buf
+        )
+        plan.grad_transform(grad_out, 0, 0, row0, tiles_h, tiles_w, dm.reshape(a * a, k, t), rows_buf, tiles_buf)
+        np.matmul(dm, v.transpose(0, 2, 1), out=part if row0 else du)
+        if row0:
+            du += part
+    return np.matmul(du.reshape(a * a, k * cg).T, plan.kron_g).reshape(k, cg, 3, 3)

@@ -1,0 +1,194 @@
+"""Winograd tile transforms: gather image tiles into the transformed domain, and scatter products back.
+
+Both kernels work on a *chunk* of tile rows: global tile row ``g`` (``row0 <= g < row0 + nrows``) is tile row
+``g % tiles_h`` of image ``g // tiles_h``, and its ``tiles_w`` tiles are columns ``t = (g - row0) * tiles_w +
+tw`` of the transformed buffers. A buffer is laid out ``(a*a, channels, t)``: for each of the ``a*a``
+transformed positions a channel's tiles form one contiguous run, so the batched matrix product in the driver
+sees contiguous ``(channels, tiles)`` operands and every transform loop here runs along ``t``, vectorised.
+
+Work items are (channel, segment of up to ``tiles_buf.shape[2] // tiles_w`` tile rows), split into
+``tiles_buf.shape[0]`` contiguous blocks, one per parallel iteration; each block owns its slice of the scratch
+buffers, so nothing is allocated inside the parallel loop. Arrays are indexed directly rather than through
+views (a view inside the loop costs an atomic reference-count update), and offsets that are never negative are
+cast to unsigned so Numba emits no negative-index wraparound and LLVM sees plain strided addresses.
+
+The transform matrix of each kernel is a compile-time constant: the ``make_*`` factories close over it, so
+Numba compiles (and caches, keyed by the matrix) one kernel per tile size and dtype, LLVM fully unrolls the
+short loops over the matrix and drops the terms whose coefficient is zero.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from . import FASTMATH
+
+_U = np.uint64
+
+
+def make_tile_transform(mat: np.ndarray):
+    """Kernel ``tile_transform(src, off_h, off_w, row0, tiles_h, tiles_w, dst, rows_buf, tiles_buf)``.
+
+    Computes ``dst[i*a + j, ch, t] = (mat @ window @ mat.T)[i, j]`` for the s x s window of every tile ``t``.
+    mat: (a, s) constant in the data dtype, tiles step ``a - 2`` apart: Winograd B^T (s = a) for input tiles,
+    A (s = a - 2) for output-gradient tiles.
+
+    src: (n, channels, sh, sw); the window of tile (th, tw) starts at row ``th*step - off_h``, column
+         ``tw*step - off_w``; positions outside the image read as zero (implicit padding; the offsets may be
+         negative and windows may hang over any edge).
+    dst: (a*a, channels, nrows * tiles_w) for global tile rows row0 .. row0 + nrows - 1.
+    rows_buf: (nblocks, 2*s, >= seg * tiles_w * step) scratch; tiles_buf: (nblocks, s*s + a*s, seg * tiles_w)
+              scratch, where seg >= 1 tile rows make one work item.
+    """
+    a, s = mat.shape
+    step = a - 2
+    e = s - step  # columns a window reaches past its own tile, into the next one
+
+    @njit(parallel=True, cache=True, fastmath=FASTMATH)
+    def tile_transform(src, off_h, off_w, row0, tiles_h, tiles_w, dst, rows_buf, tiles_buf):
+        sh = src.shape[2]
+        sw = src.shape[3]
+        channels = dst.shape[1]
+        nrows = dst.shape[2] // tiles_w
+        width = tiles_w * step
+        x_lo = min(max(off_w, 0), width)
+        x_hi = max(min(sw + off_w, width), x_lo)
+        seg = max(1, tiles_buf.shape[2] // tiles_w)
+        nseg = (nrows + seg - 1) // seg
+        items = channels * nseg
+        nblocks = tiles_buf.shape[0]
+        hb = s * s
+        for b in prange(nblocks):
+            for item in range(items * b // nblocks, items * (b + 1) // nblocks):
+                ch = item // nseg
+                g_lo = row0 + (item - ch * nseg) * seg
+                g_hi = min(g_lo + seg, row0 + nrows)
+                nt = (g_hi - g_lo) * tiles_w
+                # 1. The s image rows under each tile row, zero padded, laid end to end in R = rows_buf[b, :s]
+                #    so that tile t's first `step` columns sit at R[u, t*step:]; the `e` columns past a row's
+                #    last tile go to O = rows_buf[b, s:2*s].
+                for g in range(g_lo, g_hi):
+                    img = g // tiles_h
+                    y0 = (g - img * tiles_h) * step - off_h
+                    base = (g - g_lo) * width
+                    for u in range(s):
+                        y = y0 + u
+                        if 0 <= y < sh:
+                            for x in range(x_lo):
+                                rows_buf[b, u, _U(base + x)] = 0
+                            for x in range(x_lo, x_hi):
+                                rows_buf[b, u, _U(base + x)] = src[img, ch, y, _U(x - off_w)]
+                            for x in range(x_hi, width):
+                                rows_buf[b, u, _U(base + x)] = 0
+                            for x in range(e):
+                                xs = width + x - off_w
+                                val = src[img, ch, y, _U(xs)] if 0 <= xs < sw else 0
+                                rows_buf[b, s + u, _U((g - g_lo) * e + x)] = val
+                        else:
+                            # A whole padding row (kept apart from the copy above: merging the two branches
+                            # into one loop with conditional bounds halves the speed of the copy).
+                            for x in range(width):
+                                rows_buf[b, u, _U(base + x)] = 0
+                            for x in range(e):
+                                rows_buf[b, s + u, _U((g - g_lo) * e + x)] = 0
+                # 2. Windows, one row per element, G = tiles_buf[b, :s*s]: G[u*s + v, t] = window(t)[u, v].
+                #    Columns v >= step are the next tile's columns v - step, except for a row's last tile (O).
+                for u in range(s):
+                    for t in range(nt):
+                        for v in range(step):
+                            tiles_buf[b, u * s + v, t] = rows_buf[b, u, _U(t * step + v)]
+                    for v in range(step, s):
+                        for t in range(nt - 1):
+                            tiles_buf[b, u * s + v, t] = tiles_buf[b, u * s + v - step, t + 1]
+                        for r in range(g_hi - g_lo):
+                            last = r * tiles_w + tiles_w - 1
+                            tiles_buf[b, u * s + v, _U(last)] = rows_buf[b, s + u, _U(r * e + v - step)]
+                # 3. Down window columns, into H = tiles_buf[b, s*s:]: H[i*s + v] = sum_u mat[i, u] G[u*s + v].
+                for v in range(s):
+                    for t in range(nt):
+                        for i in range(a):
+                            acc = mat[i, 0] * tiles_buf[b, v, t]
+                            for u in range(1, s):
+                                if mat[i, u] != 0:
+                                    acc += mat[i, u] * tiles_buf[b, u * s + v, t]
+                            tiles_buf[b, hb + i * s + v, t] = acc
+                # 4. Along window rows, into the output: dst[i*a + j] = sum_v mat[j, v] H[i*s + v].
+                t0 = (g_lo - row0) * tiles_w
+                for i in range(a):
+                    for t in range(nt):
+                        for j in range(a):
+                            acc = mat[j, 0] * tiles_buf[b, hb + i * s, t]
+                            for v in range(1, s):
+                                if mat[j, v] != 0:
+                                    acc += mat[j, v] * tiles_buf[b, hb + i * s + v, t]
+                            dst[i * a + j, ch, _U(t0 + t)] = acc
+
+    return tile_transform
+
+
+def make_output_transform(mat: np.ndarray):
+    """Kernel ``output_transform(prod, bias, row0, tiles_h, tiles_w, out, rows_buf, tiles_buf)``.
+
+    Computes ``out[img, k, th*m + p, tw*m + q] = bias[k] + (mat.T @ P @ mat)[p, q]`` where P is the a x a
+    transformed product of tile (th, tw) of image img. mat: (a, m) Winograd A, constant in the data dtype.
+
+    prod: (a*a, k, nrows * tiles_w) products, tiles laid out as in `make_tile_transform`.
+    bias: (k,) added to every output.
+    out: (n, k, oh, ow); only outputs inside it are written (edge tiles are clipped).
+    rows_buf: (nblocks, >= m, >= seg * tiles_w * m) scratch; tiles_buf: (nblocks, a*m + m*m, seg * tiles_w)
+              scratch, where seg >= 1 tile rows make one work item.
+    """
+    a, m = mat.shape
+
+    @njit(parallel=True, cache=True, fastmath=FASTMATH)
+    def output_transform(prod, bias, row0, tiles_h, tiles_w, out, rows_buf, tiles_buf):
+        oh = out.shape[2]
+        ow = out.shape[3]
+        channels = prod.shape[1]
+        nrows = prod.shape[2] // tiles_w
+        seg = max(1, tiles_buf.shape[2] // tiles_w)
+        nseg = (nrows + seg - 1) // seg
+        items = channels * nseg
+        nblocks = tiles_buf.shape[0]
+        fb = a * m
+        for b in prange(nblocks):
+            for item in range(items * b // nblocks, items * (b + 1) // nblocks):
+                ch = item // nseg
+                g_lo = row0 + (item - ch * nseg) * seg
+                g_hi = min(g_lo + seg, row0 + nrows)
+                nt = (g_hi - g_lo) * tiles_w
+                t0 = (g_lo - row0) * tiles_w
+                # 1. Along product rows, into E = tiles_buf[b, :a*m]: E[i*m + q] = sum_j P[i, j] mat[j, q].
+                for i in range(a):
+                    for t in range(nt):
+                        for q in range(m):
+                            acc = mat[0, q] * prod[i * a, ch, _U(t0 + t)]
+                            for j in range(1, a):
+                                if mat[j, q] != 0:
+                                    acc += mat[j, q] * prod[i * a + j, ch, _U(t0 + t)]
+                            tiles_buf[b, i * m + q, t] = acc
+                # 2. Down columns, plus bias, into F = tiles_buf[b, a*m:]:
+                #    F[p*m + q] = bias + sum_i mat[i, p] E[i*m + q].
+                bk = bias[ch]
+                for q in range(m):
+                    for t in range(nt):
+                        for p in range(m):
+                            acc = bk
+                            for i in range(a):
+                                if mat[i, p] != 0:
+                                    acc += mat[i, p] * tiles_buf[b, i * m + q, t]
+                            tiles_buf[b, fb + p * m + q, t] = acc
+                # 3. Interleave each output row of the tiles end to end, Z[p, t*m + q] with Z = rows_buf[b, :m],
+                #    then copy the rows that fall inside the output.
+                for p in range(m):
+                    for t in range(nt):
+                        for q in range(m):
+                            rows_buf[b, p, _U(t * m + q)] = tiles_buf[b, fb + p * m + q, t]
+                for g in range(g_lo, g_hi):
+                    img = g // tiles_h
+                    th = g - img * tiles_h
+                    base = (g - g_lo) * tiles_w * m
+                    for p in range(min(m, oh - th * m)):
+                        for x in range(ow):
+                            out[img, ch, th * m + p, x] = rows_buf[b, p, _U(base + x)]
+
+    return output_transform
