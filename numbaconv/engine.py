@@ -62,10 +62,10 @@ def conv2d(
     if geo.n == 0:
         return _unbatch(np.zeros((0, geo.k, geo.oh, geo.ow), dtype), unbatched)
     with parallel_section():
-        x = _apply_padding(np.ascontiguousarray(x), plan)
-        weight = np.ascontiguousarray(weight)
+        x = _apply_padding(_kernel_ready(x), plan)
+        weight = _kernel_ready(weight)
         decision = dispatch.finite_fallback(decision, x, weight, is_finite=all_finite)
-        out = decision.driver.forward(x, weight, None if bias is None else np.ascontiguousarray(bias), geo,
+        out = decision.driver.forward(x, weight, None if bias is None else _kernel_ready(bias), geo,
                                       **decision.options)
     return _unbatch(out, unbatched)
 
@@ -100,8 +100,8 @@ def conv2d_grad_input(
     if geo.n == 0:
         return _unbatch(np.zeros(shape, dtype), unbatched)
     with parallel_section():
-        grad_output = np.ascontiguousarray(grad_output)
-        weight = np.ascontiguousarray(weight)
+        grad_output = _kernel_ready(grad_output)
+        weight = _kernel_ready(weight)
         decision = dispatch.finite_fallback(decision, grad_output, weight, is_finite=all_finite)
         grad = decision.driver.grad_input(grad_output, weight, geo, **decision.options)
         grad = _fold_padding(grad, shape, plan)
@@ -136,10 +136,16 @@ def conv2d_grad_weight(
     if geo.n == 0:
         return np.zeros(shape, dtype)
     with parallel_section():
-        x = _apply_padding(np.ascontiguousarray(x), plan)
-        grad_output = np.ascontiguousarray(grad_output)
+        x = _apply_padding(_kernel_ready(x), plan)
+        grad_output = _kernel_ready(grad_output)
         decision = dispatch.finite_fallback(decision, x, grad_output, is_finite=all_finite)
         return decision.driver.grad_weight(x, grad_output, geo, **decision.options)
+
+
+def _kernel_ready(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous, writeable array (copied only when needed): kernels compile once per array type, and a
+    read-only or strided array would cost a second compilation."""
+    return np.require(array, requirements=("C", "W"))
 
 
 def _unbatch(array: np.ndarray, unbatched: bool) -> np.ndarray:

@@ -29,12 +29,14 @@ _workspaces: dict[tuple[str, np.dtype], np.ndarray] = {}
 
 
 def _reset_lock_in_child() -> None:
-    # A fork taken while another thread held the lock would leave the child's copy held forever.
     global _lock
     _lock = threading.RLock()
 
 
-os.register_at_fork(after_in_child=_reset_lock_in_child)
+# fork waits for any engine call in flight: BLAS's and Numba's thread pools cannot be copied mid-call (the
+# child would inherit their held locks), and the child gets a fresh, free lock.
+os.register_at_fork(before=lambda: _lock.acquire(), after_in_parent=lambda: _lock.release(),
+                    after_in_child=_reset_lock_in_child)
 
 
 def set_num_threads(n: int) -> None:
