@@ -22,17 +22,18 @@ ALGORITHMS = ("direct", "im2col", "winograd")
 PASSES = ("forward", "grad_input", "grad_weight")
 WINOGRAD_TILES = (2, 4)
 
-# Per-thread rates (flop/s, bytes/s) fitted on the reference machine; see the module docstring.
-GEMM_RATE = 100e9
-DIRECT_RATE = 12e9
-DEPTHWISE_RATE = 4e9
-STREAM_RATE = 6e9
-CALL_OVERHEAD = 20e-6
+# The cost model's constants, fitted (least squares on log time) to every algorithm x pass of the benchmark
+# suite measured on the reference machine (2 cores, AVX-512, numpy's OpenBLAS); rates are per thread.
+GEMM_RATE = 100e9  # flop/s of a BLAS matrix product with large dimensions
+GEMM_HALF_SIZE = 8.0  # a product dimension of this size halves the GEMM rate
+DIRECT_RATE = 60e9  # flop/s of the direct kernels on large output planes
+DIRECT_HALF_PLANE = 400  # output-plane pixels at which the direct rate halves
+DIRECT_WEIGHT_CACHE = 16e6  # weight bytes per group beyond which the direct kernels slow down
+STREAM_RATE = 6e9  # bytes/s of memory-bound passes
+CALL_OVERHEAD = 20e-6  # seconds per kernel or product launch
 # Winograd's weight gradient sums transformed tiles, so a true zero comes out as a rounding residue (~1e-7
 # in float32); Adam's normalised step would then move weights PyTorch leaves alone. Auto never picks it.
 WINOGRAD_GRAD_WEIGHT_NOTE = " among exact-zero-preserving algorithms (not winograd)"
-# im2col and Winograd process the batch in chunks whose workspace stays near this size.
-WORKSPACE_CAP = 32 * 2**20
 
 
 class Estimate(NamedTuple):
@@ -75,45 +76,80 @@ def winograd_unsupported(geo: ConvGeometry) -> str | None:
 
 
 def _gemm_efficiency(rows: float, inner: float) -> float:
-    """Fraction of peak GEMM rate reached with ``rows`` output rows and an ``inner`` reduction length."""
-    return (rows / (rows + 24.0)) * (inner / (inner + 24.0))
+    """Fraction of the peak GEMM rate reached with ``rows`` output rows and an ``inner`` reduction length."""
+    return (rows / (rows + GEMM_HALF_SIZE)) * (inner / (inner + GEMM_HALF_SIZE))
+
+
+class _Work(NamedTuple):
+    """The quantities every candidate's estimate is built from."""
+
+    flops: float  # direct-convolution flops of the pass
+    io_bytes: float  # input and output read/written once
+    rows: int  # GEMM rows: output channels (forward, grad_weight) or input taps (grad_input)
+    inner: int  # GEMM reduction length
+    itemsize: int
+    threads: int
+
+
+def _direct(geo: ConvGeometry, work: _Work) -> Estimate:
+    c_g, k_g = geo.c // geo.groups, geo.k // geo.groups
+    plane = geo.oh * geo.ow
+    weight_bytes = work.itemsize * k_g * c_g * geo.kh * geo.kw
+    rate = (
+        DIRECT_RATE * work.threads * plane / (plane + DIRECT_HALF_PLANE) * min(1.0, DIRECT_WEIGHT_CACHE / weight_bytes)
+    )
+    seconds = max(work.flops / rate, work.io_bytes / (STREAM_RATE * work.threads)) + CALL_OVERHEAD
+    return Estimate("direct", "direct", {}, work.flops, 0, seconds)
+
+
+def _im2col(geo: ConvGeometry, work: _Work) -> Estimate:
+    taps = geo.kh * geo.kw
+    cols_bytes = work.itemsize * geo.c * taps * geo.n * geo.oh * geo.ow
+    skip_cols = taps == 1 and (geo.stride_h, geo.stride_w, geo.pad_h, geo.pad_w) == (1, 1, 0, 0)
+    streamed = work.io_bytes + (0 if skip_cols else 2 * cols_bytes)
+    seconds = (
+        work.flops / (GEMM_RATE * work.threads * _gemm_efficiency(work.rows, work.inner))
+        + streamed / (STREAM_RATE * work.threads)
+        + CALL_OVERHEAD * geo.groups
+    )
+    workspace = 0 if skip_cols else min(cols_bytes, driver("im2col").CHUNK_BYTES)
+    return Estimate("im2col", "im2col", {}, work.flops, workspace, seconds)
+
+
+def _winograd(geo: ConvGeometry, work: _Work, pass_name: str, tile: int) -> Estimate:
+    c_g, k_g = geo.c // geo.groups, geo.k // geo.groups
+    alpha = tile + 2
+    tiles = geo.n * -(-geo.oh // tile) * -(-geo.ow // tile)
+    flops = 2.0 * tiles * alpha * alpha * geo.k * c_g
+    transformed = work.itemsize * alpha * alpha * tiles * (geo.c + geo.k)
+    weights = work.itemsize * alpha * alpha * geo.k * c_g
+    rows, inner = (c_g, k_g) if pass_name == "grad_input" else (k_g, c_g)
+    seconds = (
+        flops / (GEMM_RATE * work.threads * _gemm_efficiency(rows, inner))
+        + (work.io_bytes + 2 * transformed + 3 * weights) / (STREAM_RATE * work.threads)
+        + CALL_OVERHEAD * geo.groups
+    )
+    workspace = min(transformed, driver("winograd")._CHUNK_BYTES)
+    return Estimate(f"winograd F({tile}x{tile},3x3)", "winograd", {"tile": tile}, flops, workspace, seconds)
 
 
 def _estimates(pass_name: str, geo: ConvGeometry, itemsize: int, threads: int) -> list[Estimate]:
     """Cost estimates of every candidate able to serve ``geo`` for ``pass_name``."""
     c_g, k_g = geo.c // geo.groups, geo.k // geo.groups
-    pixels = geo.n * geo.oh * geo.ow
     taps = geo.kh * geo.kw
-    flops = 2.0 * pixels * geo.k * c_g * taps
-    io_bytes = itemsize * (geo.n * geo.c * geo.h * geo.w + pixels * geo.k)
-    # The GEMM's rows are output channels (forward, grad_weight) or input taps (grad_input).
-    rows = c_g * taps if pass_name == "grad_input" else k_g
-    inner = k_g if pass_name == "grad_input" else c_g * taps
-    estimates = []
-
-    direct_rate = DEPTHWISE_RATE if c_g * taps < 16 else DIRECT_RATE
-    estimates.append(Estimate("direct", "direct", {}, flops, 0,
-                              flops / (direct_rate * threads) + io_bytes / (STREAM_RATE * threads)))
-
-    cols_bytes = itemsize * c_g * taps * geo.groups * pixels
-    skip_cols = taps == 1 and (geo.stride_h, geo.stride_w, geo.pad_h, geo.pad_w) == (1, 1, 0, 0)
-    streamed = io_bytes + (0 if skip_cols else 2 * cols_bytes)
-    gemm_seconds = flops / (GEMM_RATE * threads * _gemm_efficiency(rows, inner))
-    estimates.append(Estimate("im2col", "im2col", {}, flops,
-                              0 if skip_cols else min(cols_bytes, WORKSPACE_CAP),
-                              gemm_seconds + streamed / (STREAM_RATE * threads) + CALL_OVERHEAD * geo.groups))
-
+    pixels = geo.n * geo.oh * geo.ow
+    rows, inner = (c_g * taps, k_g) if pass_name == "grad_input" else (k_g, c_g * taps)
+    work = _Work(
+        2.0 * pixels * geo.k * c_g * taps,
+        itemsize * (geo.n * geo.c * geo.h * geo.w + pixels * geo.k),
+        rows,
+        inner,
+        itemsize,
+        threads,
+    )
+    estimates = [_direct(geo, work), _im2col(geo, work)]
     if winograd_unsupported(geo) is None:
-        for tile in WINOGRAD_TILES:
-            alpha = tile + 2
-            tiles = geo.n * -(-geo.oh // tile) * -(-geo.ow // tile)
-            wino_flops = 2.0 * tiles * alpha * alpha * geo.k * c_g
-            transformed = itemsize * alpha * alpha * tiles * (geo.c + geo.k)
-            seconds = (wino_flops / (GEMM_RATE * threads * _gemm_efficiency(rows, c_g if pass_name != "grad_input" else k_g))
-                       + (io_bytes + 2 * transformed) / (STREAM_RATE * threads)
-                       + CALL_OVERHEAD * geo.groups)
-            estimates.append(Estimate(f"winograd F({tile}x{tile},3x3)", "winograd", {"tile": tile}, wino_flops,
-                                      min(transformed, WORKSPACE_CAP), seconds))
+        estimates += [_winograd(geo, work, pass_name, tile) for tile in WINOGRAD_TILES]
     return estimates
 
 
@@ -167,8 +203,10 @@ class Explanation(NamedTuple):
             lines.append(f"{decision.pass_name}: {decision.algorithm}  ({decision.reason})")
             for e in sorted(decision.estimates, key=lambda e: e.seconds):
                 mark = "*" if e.algorithm == decision.algorithm and e.options == decision.options else " "
-                lines.append(f"  {mark} {e.name:<24} {e.flops / 1e9:8.3f} GFLOP  workspace "
-                             f"{e.workspace_bytes / 2**20:8.2f} MiB  est. {e.seconds * 1e3:9.3f} ms")
+                lines.append(
+                    f"  {mark} {e.name:<24} {e.flops / 1e9:8.3f} GFLOP  workspace "
+                    f"{e.workspace_bytes / 2**20:8.2f} MiB  est. {e.seconds * 1e3:9.3f} ms"
+                )
         return "\n".join(lines)
 
 

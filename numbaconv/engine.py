@@ -65,8 +65,7 @@ def conv2d(
         x = _apply_padding(_kernel_ready(x), plan)
         weight = _kernel_ready(weight)
         decision = dispatch.finite_fallback(decision, x, weight, is_finite=all_finite)
-        out = decision.driver.forward(x, weight, None if bias is None else _kernel_ready(bias), geo,
-                                      **decision.options)
+        out = decision.driver.forward(x, weight, None if bias is None else _kernel_ready(bias), geo, **decision.options)
     return _unbatch(out, unbatched)
 
 
@@ -154,8 +153,10 @@ def _unbatch(array: np.ndarray, unbatched: bool) -> np.ndarray:
 
 def _source_maps(plan: ConvPlan, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     top, bottom, left, right = plan.explicit_padding
-    return (padding_source_index(h, top, bottom, plan.padding_mode),
-            padding_source_index(w, left, right, plan.padding_mode))
+    return (
+        padding_source_index(h, top, bottom, plan.padding_mode),
+        padding_source_index(w, left, right, plan.padding_mode),
+    )
 
 
 def _apply_padding(x: np.ndarray, plan: ConvPlan) -> np.ndarray:

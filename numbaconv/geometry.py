@@ -8,12 +8,12 @@ consume. Kernels never validate: everything they can trip over is rejected here 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 import numpy as np
 
-IntPair = Union[int, Sequence[int]]
-Padding = Union[int, Sequence[int], str]
+IntPair = int | Sequence[int]
+Padding = int | Sequence[int] | str
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 PADDING_STRINGS = ("valid", "same")
@@ -195,7 +195,7 @@ class ConvSpec(NamedTuple):
             return 0, 0, 0, 0
         if self.padding == "same":
             sides = []
-            for k, d in zip(kernel_size, self.dilation):
+            for k, d in zip(kernel_size, self.dilation, strict=True):
                 total = d * (k - 1)
                 sides += [total // 2, total - total // 2]
             return sides[0], sides[1], sides[2], sides[3]
@@ -207,9 +207,13 @@ class ConvSpec(NamedTuple):
         n, c, h, w = input_shape
         k, c_per_group, kh, kw = weight_shape
         if c % self.groups:
-            raise ValueError(f"groups={self.groups} must divide the input channels, got {c} (input shape {input_shape})")
+            raise ValueError(
+                f"groups={self.groups} must divide the input channels, got {c} (input shape {input_shape})"
+            )
         if k % self.groups:
-            raise ValueError(f"groups={self.groups} must divide the output channels, got {k} (weight shape {weight_shape})")
+            raise ValueError(
+                f"groups={self.groups} must divide the output channels, got {k} (weight shape {weight_shape})"
+            )
         if c_per_group * self.groups != c:
             raise ValueError(
                 f"weight shape {weight_shape} expects {c_per_group * self.groups} input channels "
@@ -234,8 +238,22 @@ class ConvSpec(NamedTuple):
         else:
             in_h, in_w, pad_h, pad_w, explicit = padded_h, padded_w, 0, 0, (top, bottom, left, right)
         geometry = ConvGeometry(
-            n, c, in_h, in_w, k, kh, kw, oh, ow, self.stride[0], self.stride[1],
-            pad_h, pad_w, self.dilation[0], self.dilation[1], self.groups,
+            n,
+            c,
+            in_h,
+            in_w,
+            k,
+            kh,
+            kw,
+            oh,
+            ow,
+            self.stride[0],
+            self.stride[1],
+            pad_h,
+            pad_w,
+            self.dilation[0],
+            self.dilation[1],
+            self.groups,
         )
         return ConvPlan(geometry, explicit, self.padding_mode)
 

@@ -35,8 +35,9 @@ def _reset_lock_in_child() -> None:
 
 # fork waits for any engine call in flight: BLAS's and Numba's thread pools cannot be copied mid-call (the
 # child would inherit their held locks), and the child gets a fresh, free lock.
-os.register_at_fork(before=lambda: _lock.acquire(), after_in_parent=lambda: _lock.release(),
-                    after_in_child=_reset_lock_in_child)
+os.register_at_fork(
+    before=lambda: _lock.acquire(), after_in_parent=lambda: _lock.release(), after_in_child=_reset_lock_in_child
+)
 
 
 def set_num_threads(n: int) -> None:
