@@ -8,6 +8,7 @@ and pass, so it is deterministic and `explain` can show it.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from types import ModuleType
@@ -161,7 +162,13 @@ def choose(pass_name: str, geo: ConvGeometry, dtype: np.dtype, requested: str) -
         why_not = winograd_unsupported(geo)
         if why_not:
             raise ValueError(f"algorithm='winograd' serves 3x3 kernels with stride 1 and dilation 1: {why_not}")
-    estimates = tuple(_estimates(pass_name, geo, np.dtype(dtype).itemsize, get_num_threads()))
+    return _decide(pass_name, geo, np.dtype(dtype).itemsize, requested, get_num_threads())
+
+
+@functools.lru_cache(maxsize=1024)
+def _decide(pass_name: str, geo: ConvGeometry, itemsize: int, requested: str, threads: int) -> Decision:
+    """`choose` after validation; cached, since a training loop asks the same question every step."""
+    estimates = tuple(_estimates(pass_name, geo, itemsize, threads))
     if requested == "auto":
         pool = tuple(e for e in estimates if pass_name != "grad_weight" or e.algorithm != "winograd")
         rule = "cheapest estimate" + (WINOGRAD_GRAD_WEIGHT_NOTE if pass_name == "grad_weight" else "")
