@@ -100,7 +100,10 @@ def _direct(geo: ConvGeometry, work: _Work) -> Estimate:
         DIRECT_RATE * work.threads * plane / (plane + DIRECT_HALF_PLANE) * min(1.0, DIRECT_WEIGHT_CACHE / weight_bytes)
     )
     seconds = max(work.flops / rate, work.io_bytes / (STREAM_RATE * work.threads)) + CALL_OVERHEAD
-    return Estimate("direct", "direct", {}, work.flops, 0, seconds)
+    # Each thread keeps its group's input planes zero-padded, and one output-plane row buffer per channel.
+    padded_plane = (geo.h + 2 * geo.pad_h + geo.stride_h) * (geo.w + 2 * geo.pad_w + geo.stride_w)
+    workspace = work.itemsize * work.threads * (c_g * padded_plane + k_g * plane)
+    return Estimate("direct", "direct", {}, work.flops, workspace, seconds)
 
 
 def _im2col(geo: ConvGeometry, work: _Work) -> Estimate:
