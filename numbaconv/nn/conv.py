@@ -139,12 +139,10 @@ class Conv1d(_ConvNd):
         )  # fmt: skip
 
     def forward(self, input):
-        if self.padding_mode != "zeros":
-            return F.conv1d(
-                input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-                padding_mode=self.padding_mode,
-            )  # fmt: skip
-        return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return F.conv1d(
+            input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+            padding_mode=self.padding_mode,
+        )  # fmt: skip
 
 
 class Conv2d(_ConvNd):
@@ -175,12 +173,10 @@ class Conv2d(_ConvNd):
         )  # fmt: skip
 
     def forward(self, input):
-        if self.padding_mode != "zeros":
-            return F.conv2d(
-                input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-                padding_mode=self.padding_mode,
-            )  # fmt: skip
-        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return F.conv2d(
+            input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+            padding_mode=self.padding_mode,
+        )  # fmt: skip
 
 
 class ConvTranspose2d(_ConvNd):
