@@ -1,4 +1,5 @@
-"""numbaconv: a multithreaded CPU convolution engine with PyTorch's semantics, written with Numba.
+"""numbaconv: a CPU CNN library with PyTorch's API -- Tensor with autograd, ``nn``, ``optim``, ``data`` --
+on a multithreaded convolution engine written with Numba.
 
 The array-level engine takes and returns numpy arrays:
 
