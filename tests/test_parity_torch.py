@@ -18,6 +18,9 @@ Run ``pytest tests/test_parity_torch.py -s`` to see the measured differences ("[
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -25,6 +28,10 @@ import numbaconv
 import numbaconv.nn
 import numbaconv.nn.functional
 import numbaconv.optim
+
+# The benchmarks' model definitions, shared so the parity tests check exactly what is timed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import models  # noqa: E402
 
 torch = pytest.importorskip("torch")
 
@@ -45,61 +52,13 @@ LIBS = {
 
 
 def simple_cnn(lib):
-    """The tutorial's SimpleCNN (3 x conv-ReLU-max_pool2d, ``x.view(-1, 64*4*4)``, Linear 1024 -> 10)."""
-    _, nn, F, _ = lib
-
-    class SimpleCNN(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 16, kernel_size=3, padding=1)
-            self.conv2 = nn.Conv2d(16, 32, kernel_size=3, padding=1)
-            self.conv3 = nn.Conv2d(32, 64, kernel_size=3, padding=1)
-            self.fc = nn.Linear(64 * 4 * 4, 10)
-
-        def forward(self, x):
-            x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-            x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-            x = F.max_pool2d(F.relu(self.conv3(x)), 2)
-            x = x.view(-1, 64 * 4 * 4)
-            return self.fc(x)
-
-    return SimpleCNN()
+    """The tutorial's SimpleCNN, as the benchmarks build it (one definition for both)."""
+    return models.simple_cnn(lib[1])
 
 
 def landmark_cnn(lib):
-    """The tutorial's LandmarkCNN: (Conv-BatchNorm-ReLU-MaxPool) x 3, Flatten, Linear 2048 -> 512, ReLU,
-    Dropout(0.5), Linear 512 -> 10 (``relu1`` reused after ``fc1``, as the tutorial does)."""
-    _, nn, _, _ = lib
-
-    class LandmarkCNN(nn.Module):
-        def __init__(self, num_classes=10):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 32, kernel_size=3, padding=1)
-            self.bn1 = nn.BatchNorm2d(32)
-            self.relu1 = nn.ReLU()
-            self.pool1 = nn.MaxPool2d(kernel_size=2)
-            self.conv2 = nn.Conv2d(32, 64, kernel_size=3, padding=1)
-            self.bn2 = nn.BatchNorm2d(64)
-            self.relu2 = nn.ReLU()
-            self.pool2 = nn.MaxPool2d(kernel_size=2)
-            self.conv3 = nn.Conv2d(64, 128, kernel_size=3, padding=1)
-            self.bn3 = nn.BatchNorm2d(128)
-            self.relu3 = nn.ReLU()
-            self.pool3 = nn.MaxPool2d(kernel_size=2)
-            self.flatten = nn.Flatten()
-            self.fc1 = nn.Linear(128 * 4 * 4, 512)
-            self.dropout = nn.Dropout(0.5)
-            self.fc2 = nn.Linear(512, num_classes)
-
-        def forward(self, x):
-            x = self.pool1(self.relu1(self.bn1(self.conv1(x))))
-            x = self.pool2(self.relu2(self.bn2(self.conv2(x))))
-            x = self.pool3(self.relu3(self.bn3(self.conv3(x))))
-            x = self.flatten(x)
-            x = self.dropout(self.relu1(self.fc1(x)))
-            return self.fc2(x)
-
-    return LandmarkCNN()
+    """The tutorial's LandmarkCNN (``relu1`` reused after ``fc1``, as the tutorial does), as benchmarked."""
+    return models.landmark_cnn(lib[1])
 
 
 def residual_net(lib):
