@@ -11,24 +11,12 @@ the bias) and H_out against H_in for the tutorials' settings.
     python examples/01_output_shapes.py [--out DIR]
 """
 
-import argparse
-import os
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import arguments
 
 import numbaconv
 from numbaconv import nn
-
-
-def output_dir() -> Path:
-    """--out DIR, else $NUMBACONV_EXAMPLES_OUT, else ./numbaconv-examples."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.environ.get("NUMBACONV_EXAMPLES_OUT", "numbaconv-examples"))
-    out = Path(parser.parse_args().out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def out_size(size, kernel_size, stride=1, padding=0, dilation=1):
@@ -36,7 +24,7 @@ def out_size(size, kernel_size, stride=1, padding=0, dilation=1):
     return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
-out = output_dir()
+out = arguments(__doc__.splitlines()[0]).out
 numbaconv.manual_seed(0)
 
 # "Understand torch.nn.Conv2d() with Examples"

@@ -9,27 +9,14 @@ Writes stride_and_padding.png (the tutorial's three panels, with the values writ
     python examples/02_stride_and_padding.py [--out DIR]
 """
 
-import argparse
-import os
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import arguments
 
 import numbaconv
 import numbaconv.nn as nn
 
-
-def output_dir() -> Path:
-    """--out DIR, else $NUMBACONV_EXAMPLES_OUT, else ./numbaconv-examples."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.environ.get("NUMBACONV_EXAMPLES_OUT", "numbaconv-examples"))
-    out = Path(parser.parse_args().out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-out = output_dir()
+out = arguments(__doc__.splitlines()[0]).out
 
 # Create an input tensor (1 batch, 1 channel, 8x8 image)
 input_tensor = numbaconv.zeros(1, 1, 8, 8)

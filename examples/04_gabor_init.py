@@ -10,28 +10,15 @@ Writes gabor_filters.png (the first 8 filters, as the tutorial plots them) and g
     python examples/04_gabor_init.py [--out DIR]
 """
 
-import argparse
-import os
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import arguments
 from sklearn.datasets import load_sample_image
 
 import numbaconv
 import numbaconv.nn as nn
 
-
-def output_dir() -> Path:
-    """--out DIR, else $NUMBACONV_EXAMPLES_OUT, else ./numbaconv-examples."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.environ.get("NUMBACONV_EXAMPLES_OUT", "numbaconv-examples"))
-    out = Path(parser.parse_args().out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-out = output_dir()
+out = arguments(__doc__.splitlines()[0]).out
 numbaconv.manual_seed(0)
 
 # Create a convolutional layer

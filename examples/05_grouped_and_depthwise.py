@@ -10,27 +10,15 @@ Writes grouped_and_depthwise.png.
     python examples/05_grouped_and_depthwise.py [--out DIR]
 """
 
-import argparse
-import os
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
+from _common import arguments
 
 import numbaconv
 import numbaconv.nn as nn
 
-
-def output_dir() -> Path:
-    """--out DIR, else $NUMBACONV_EXAMPLES_OUT, else ./numbaconv-examples."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.environ.get("NUMBACONV_EXAMPLES_OUT", "numbaconv-examples"))
-    out = Path(parser.parse_args().out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-out = output_dir()
+out = arguments(__doc__.splitlines()[0]).out
 numbaconv.manual_seed(0)
 
 # Standard convolution

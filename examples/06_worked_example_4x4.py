@@ -10,28 +10,15 @@ Writes worked_example_4x4.png (the image with the first window marked, the kerne
     python examples/06_worked_example_4x4.py [--out DIR]
 """
 
-import argparse
-import os
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import arguments
 from matplotlib.patches import Rectangle
 
 import numbaconv
 import numbaconv.nn as nn
 
-
-def output_dir() -> Path:
-    """--out DIR, else $NUMBACONV_EXAMPLES_OUT, else ./numbaconv-examples."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.environ.get("NUMBACONV_EXAMPLES_OUT", "numbaconv-examples"))
-    out = Path(parser.parse_args().out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-out = output_dir()
+out = arguments(__doc__.splitlines()[0]).out
 
 # Define the filter
 kernel = numbaconv.tensor([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], dtype=numbaconv.float32)

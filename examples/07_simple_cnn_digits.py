@@ -11,37 +11,17 @@ Writes simple_cnn_digits.png (the loss per batch, and test digits with their pre
     python examples/07_simple_cnn_digits.py [--out DIR] [--epochs N]
 """
 
-import argparse
-import os
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import arguments, as_rgb32
 
 import numbaconv
 import numbaconv.nn as nn
 import numbaconv.nn.functional as F
 import numbaconv.optim as optim
-from numbaconv.data import DataLoader, TensorDataset
-
-
-def arguments():
-    """--out DIR (else $NUMBACONV_EXAMPLES_OUT, else ./numbaconv-examples) and --epochs."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.environ.get("NUMBACONV_EXAMPLES_OUT", "numbaconv-examples"))
-    parser.add_argument("--epochs", type=int, default=5)
-    args = parser.parse_args()
-    args.out = Path(args.out)
-    args.out.mkdir(parents=True, exist_ok=True)
-    return args
-
-
-def as_rgb32(dataset):
-    """(N, 1, 8, 8) digits -> (N, 3, 32, 32): each pixel a 4 x 4 block, the gray copied to R, G and B."""
-    images, labels = (t.numpy() for t in dataset.tensors)
-    images = images.repeat(4, axis=2).repeat(4, axis=3).repeat(3, axis=1)
-    return TensorDataset(np.ascontiguousarray(images), labels)
+from numbaconv.data import DataLoader
 
 
 class SimpleCNN(nn.Module):
@@ -70,7 +50,7 @@ class SimpleCNN(nn.Module):
         return x
 
 
-args = arguments()
+args = arguments(__doc__.splitlines()[0], epochs=5)
 numbaconv.manual_seed(0)
 train_set, test_set = (as_rgb32(d) for d in numbaconv.data.digits())
 print(f"digits upsampled to RGB 32 x 32: {len(train_set)} to train, {len(test_set)} to test")
