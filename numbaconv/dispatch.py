@@ -32,9 +32,6 @@ DIRECT_HALF_PLANE = 400  # output-plane pixels at which the direct rate halves
 DIRECT_WEIGHT_CACHE = 16e6  # weight bytes per group beyond which the direct kernels slow down
 STREAM_RATE = 6e9  # bytes/s of memory-bound passes
 CALL_OVERHEAD = 20e-6  # seconds per kernel or product launch
-# Winograd's weight gradient sums transformed tiles, so a true zero comes out as a rounding residue (~1e-7
-# in float32); Adam's normalised step would then move weights PyTorch leaves alone. Auto never picks it.
-WINOGRAD_GRAD_WEIGHT_NOTE = " among exact-zero-preserving algorithms (not winograd)"
 
 
 class Estimate(NamedTuple):
@@ -172,12 +169,8 @@ def choose(pass_name: str, geo: ConvGeometry, dtype: np.dtype, requested: str) -
 def _decide(pass_name: str, geo: ConvGeometry, itemsize: int, requested: str, threads: int) -> Decision:
     """`choose` after validation; cached, since a training loop asks the same question every step."""
     estimates = tuple(_estimates(pass_name, geo, itemsize, threads))
-    if requested == "auto":
-        pool = tuple(e for e in estimates if pass_name != "grad_weight" or e.algorithm != "winograd")
-        rule = "cheapest estimate" + (WINOGRAD_GRAD_WEIGHT_NOTE if pass_name == "grad_weight" else "")
-    else:
-        pool = tuple(e for e in estimates if e.algorithm == requested)
-        rule = "requested"
+    pool = estimates if requested == "auto" else tuple(e for e in estimates if e.algorithm == requested)
+    rule = "cheapest estimate" if requested == "auto" else "requested"
     best = min(pool, key=lambda e: e.seconds)
     reason = f"{rule}: {best.name}, {best.seconds * 1e3:.3g} ms estimated"
     return Decision(pass_name, best.algorithm, best.options, driver(best.algorithm), reason, estimates)

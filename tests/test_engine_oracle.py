@@ -313,6 +313,22 @@ def test_inputs_not_modified_and_results_are_fresh():
             assert_close(first, data.expected[p], np.float64, algorithm)
 
 
+@pytest.mark.parametrize("algorithm", numbaconv.ALGORITHMS)
+def test_dead_channels_get_exactly_zero_weight_gradient(algorithm):
+    """A zero output-gradient channel (a dead ReLU unit) or a zero input channel gives an exactly zero weight
+    gradient, as in PyTorch, so a normalising optimizer (Adam) leaves those weights where they are."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4, 9, 11)).astype(np.float32)
+    grad_output = rng.standard_normal((3, 5, 9, 11)).astype(np.float32)
+    x[:, 1] = 0
+    grad_output[:, 2] = 0
+    grad = numbaconv.conv2d_grad_weight(x, (5, 4, 3, 3), grad_output, padding=1, algorithm=algorithm)
+    live = np.ones(grad.shape, dtype=bool)
+    live[:, 1] = live[2] = False
+    assert np.all(grad[~live] == 0)
+    assert np.all(grad[live] != 0)
+
+
 # ---- The drivers called directly, with a ConvGeometry: both Winograd tiles, asymmetric zero padding ----
 
 
