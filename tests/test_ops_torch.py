@@ -142,6 +142,22 @@ def test_activations(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_passes_nan_and_its_gradient(dtype):
+    """A NaN stays NaN and receives its gradient (PyTorch's threshold_backward), at a size that splits over
+    threads."""
+    x = rand(4, 8, 33, 35).astype(dtype)
+    x.flat[::97] = np.nan
+    x.flat[1::97] = 0.0
+    v = rand(*x.shape).astype(dtype)
+    mine, ref = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out, expected = ops.relu(mine), F.relu(ref)
+    out.backward(v)
+    expected.backward(torch.from_numpy(v))
+    np.testing.assert_array_equal(out._array, expected.detach().numpy())
+    np.testing.assert_array_equal(mine.grad._array, ref.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("dim", [0, 1, -1])
 def test_softmax_log_softmax(dim, dtype):
     x = rand(3, 4, 5) * 10
@@ -160,6 +176,7 @@ def test_dropout_identity_cases_match_torch():
 
 MAX_POOL_CASES = [
     dict(kernel_size=2),
+    dict(kernel_size=2, ceil_mode=True),
     dict(kernel_size=3, stride=2, padding=1),
     dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
     dict(kernel_size=(2, 3), stride=(1, 2), padding=(1, 1), dilation=(2, 1), ceil_mode=True),
@@ -177,6 +194,20 @@ def test_max_pool2d(options, dtype):
     _, idx = ops.max_pool2d(Tensor(x), **options, return_indices=True)
     _, expected = F.max_pool2d(torch.tensor(x), **options, return_indices=True)
     np.testing.assert_array_equal(idx._array, expected.numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool2d_2x2_ties_and_nans_pick_torchs_index(dtype):
+    """The 2x2 stride-2 fast path: ties keep the first cell, a NaN wins, of two NaNs the later one."""
+    x = np.round(rand(3, 5, 8, 12) * 2).astype(dtype)  # many ties
+    x.flat[::7] = np.nan
+    x.flat[1::13] = np.nan
+    for ceil_mode in (False, True):
+        for t in (x, x[..., :7, :11]):
+            out, idx = ops.max_pool2d(Tensor(np.ascontiguousarray(t)), 2, ceil_mode=ceil_mode, return_indices=True)
+            expected, expected_idx = F.max_pool2d(torch.tensor(t), 2, ceil_mode=ceil_mode, return_indices=True)
+            np.testing.assert_array_equal(out._array, expected.numpy())
+            np.testing.assert_array_equal(idx._array, expected_idx.numpy())
 
 
 AVG_POOL_CASES = [

@@ -9,9 +9,23 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..kernels.elementwise import relu_backward, relu_forward
+from ..runtime import parallel_section
 from .dtypes import DEFAULT_FLOAT, _is_float, result_type
 from .grad_mode import _mode
 from .tape import _raw, record, unbroadcast
+
+_KERNEL_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _flat_kernel(kernel: Callable, *arrays: np.ndarray) -> np.ndarray:
+    """``kernel(*flat arrays, flat result)`` for same-shape arrays; the result is a new array of that shape."""
+    flat = [np.ascontiguousarray(a).reshape(-1) for a in arrays]
+    out = np.empty(arrays[0].shape, arrays[0].dtype)
+    with parallel_section():
+        kernel(*flat, out.reshape(-1))
+    return out
+
 
 if TYPE_CHECKING:  # at run time tensor.py binds ``Tensor`` here: it imports this module, so no import back
     from .tensor import Tensor
@@ -226,7 +240,12 @@ class ArithmeticOps:
 
     def relu(self) -> Tensor:
         x = self._array
-        return record(np.maximum(x, 0), (self,), lambda g: (g * (x > 0),), "Relu")
+        if x.dtype not in _KERNEL_FLOATS:
+            return record(np.maximum(x, 0), (self,), lambda g: (g * (x > 0),), "Relu")
+        out = _flat_kernel(relu_forward, x)
+        return record(
+            out, (self,), lambda g: (_flat_kernel(relu_backward, out, g.astype(out.dtype, copy=False)),), "Relu"
+        )
 
     def sigmoid(self) -> Tensor:
         t = self._as_float()

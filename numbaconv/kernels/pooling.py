@@ -43,24 +43,45 @@ def max_pool_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, out, argmax):
                 argmax[b, ch, i, j] = best_index
 
 
+@njit(inline="always")
+def _keep_larger(best, best_index, value, index):
+    """The running maximum after ``value``: it wins when larger, or when NaN (a later NaN too, as in PyTorch)."""
+    take = value > best or value != value
+    return (value if take else best), (index if take else best_index)
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def max_pool_2x2_forward(x, out, argmax):
+    """`max_pool_forward` for the common 2x2 window, stride 2, no padding or dilation, every window inside x:
+    no bounds checks and branch-free selects, about 2x faster. Shapes as in `max_pool_forward`."""
+    n, c, h, w = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    for plane in prange(n * c):
+        b, ch = plane // c, plane % c
+        for i in range(oh):
+            top = 2 * i * w
+            for j in range(ow):
+                best, index = x[b, ch, 2 * i, 2 * j], top + 2 * j
+                best, index = _keep_larger(best, index, x[b, ch, 2 * i, 2 * j + 1], top + 2 * j + 1)
+                best, index = _keep_larger(best, index, x[b, ch, 2 * i + 1, 2 * j], top + w + 2 * j)
+                best, index = _keep_larger(best, index, x[b, ch, 2 * i + 1, 2 * j + 1], top + w + 2 * j + 1)
+                out[b, ch, i, j] = best
+                argmax[b, ch, i, j] = index
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def max_pool_backward(grad_out, argmax, grad_in):
     """Route each output gradient to the input cell that held its window's maximum.
 
-    grad_out, argmax: (n, c, oh, ow); grad_in: (n, c, h, w), overwritten.
+    grad_out, argmax: (planes, oh * ow), argmax as flat in-plane indices; grad_in: (planes, h * w), overwritten.
     """
-    n, c, w = grad_in.shape[0], grad_in.shape[1], grad_in.shape[3]
-    oh, ow = grad_out.shape[2], grad_out.shape[3]
-    for plane in prange(n * c):
-        b, ch = plane // c, plane % c
-        for row in range(grad_in.shape[2]):
-            for col in range(w):
-                grad_in[b, ch, row, col] = 0.0
-        for i in range(oh):
-            for j in range(ow):
-                index = argmax[b, ch, i, j]
-                if index >= 0:
-                    grad_in[b, ch, index // w, index % w] += grad_out[b, ch, i, j]
+    for plane in prange(grad_out.shape[0]):
+        for cell in range(grad_in.shape[1]):
+            grad_in[plane, cell] = 0.0
+        for q in range(grad_out.shape[1]):
+            index = argmax[plane, q]
+            if index >= 0:
+                grad_in[plane, index] += grad_out[plane, q]
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)

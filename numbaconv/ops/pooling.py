@@ -12,7 +12,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..autograd import Tensor, record
-from ..kernels.pooling import max_pool_backward, max_pool_forward, window_mean_backward, window_mean_forward
+from ..kernels.pooling import (
+    max_pool_2x2_forward,
+    max_pool_backward,
+    max_pool_forward,
+    window_mean_backward,
+    window_mean_forward,
+)
 from ..runtime import parallel_section
 from ._args import batched, float_tensor, int_tuple, is_int
 
@@ -85,13 +91,20 @@ def max_pool2d(
     oh, ow = _output_hw(t, kernel, steps, pads, dilations, bool(ceil_mode))
     out = np.empty((*x.shape[:2], oh, ow), x.dtype)
     argmax = np.empty(out.shape, np.int64)
+    halving = kernel == steps == (2, 2) and pads == (0, 0) and dilations == (1, 1)
     with parallel_section():
-        max_pool_forward(x, *kernel, *steps, *pads, *dilations, out, argmax)
+        if halving and 2 * oh <= x.shape[2] and 2 * ow <= x.shape[3]:
+            max_pool_2x2_forward(x, out, argmax)
+        else:
+            max_pool_forward(x, *kernel, *steps, *pads, *dilations, out, argmax)
 
     def backward(g):
         gx = np.empty(x.shape, x.dtype)
+        planes = x.shape[0] * x.shape[1]
         with parallel_section():
-            max_pool_backward(np.ascontiguousarray(batched(g, 4)), argmax, gx)
+            max_pool_backward(
+                np.ascontiguousarray(g).reshape(planes, -1), argmax.reshape(planes, -1), gx.reshape(planes, -1)
+            )
         return (gx.reshape(t.shape),)
 
     shape = (*t.shape[:-2], oh, ow)
