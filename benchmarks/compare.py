@@ -256,7 +256,7 @@ def render_suite_summary(suite: dict) -> list[str]:
         )
         eligible = [r for name, r in pairs if select([name])[0].winograd_eligible]
         if eligible and len(eligible) < len(pairs):
-            line += f"; 3x3 s1 d1 shapes: {geomean(eligible):.2f} over {len(eligible)}"
+            line += f"; 3x3 stride-1 shapes: {geomean(eligible):.2f} over {len(eligible)}"
         lines.append(line)
     return lines
 

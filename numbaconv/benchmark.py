@@ -69,8 +69,8 @@ class ConvShape(NamedTuple):
 
     @property
     def winograd_eligible(self) -> bool:
-        """3x3, stride 1, dilation 1: the shapes the "winograd" algorithm serves."""
-        return self.ksize == 3 and self.stride == 1 and self.dilation == 1
+        """3x3, stride 1 (any dilation): the shapes the "winograd" algorithm serves."""
+        return self.ksize == 3 and self.stride == 1
 
     def flops(self, pass_: str = "forward") -> int:
         """Direct-convolution FLOPs (a multiply-add counts 2); forward+backward adds both gradients."""

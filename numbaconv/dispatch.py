@@ -62,14 +62,12 @@ def driver(algorithm: str) -> ModuleType:
 
 
 def winograd_unsupported(geo: ConvGeometry) -> str | None:
-    """Why Winograd cannot serve ``geo``, or None when it can (3x3 kernel, stride 1, dilation 1)."""
+    """Why Winograd cannot serve ``geo``, or None when it can (3x3 kernel, stride 1)."""
     problems = []
     if (geo.kh, geo.kw) != (3, 3):
         problems.append(f"kernel size ({geo.kh}, {geo.kw}) is not (3, 3)")
     if (geo.stride_h, geo.stride_w) != (1, 1):
         problems.append(f"stride ({geo.stride_h}, {geo.stride_w}) is not (1, 1)")
-    if (geo.dil_h, geo.dil_w) != (1, 1):
-        problems.append(f"dilation ({geo.dil_h}, {geo.dil_w}) is not (1, 1)")
     return ", ".join(problems) or None
 
 
@@ -161,7 +159,7 @@ def choose(pass_name: str, geo: ConvGeometry, dtype: np.dtype, requested: str) -
     if requested == "winograd":
         why_not = winograd_unsupported(geo)
         if why_not:
-            raise ValueError(f"algorithm='winograd' serves 3x3 kernels with stride 1 and dilation 1: {why_not}")
+            raise ValueError(f"algorithm='winograd' serves 3x3 kernels with stride 1: {why_not}")
     return _decide(pass_name, geo, np.dtype(dtype).itemsize, requested, get_num_threads())
 
 

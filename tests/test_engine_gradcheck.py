@@ -24,8 +24,11 @@ CONFIGS = {
         x_shape=(2, 3, 7, 9), w_shape=(4, 3, 2, 3), stride=2, padding=(1, 2), dilation=(1, 2), groups=1
     ),
     "k2-d3-same": dict(x_shape=(1, 2, 7, 8), w_shape=(3, 2, 2, 2), stride=1, padding="same", dilation=3, groups=1),
+    "3x3-d(2,3)-p(1,3)": dict(
+        x_shape=(2, 2, 7, 8), w_shape=(3, 2, 3, 3), stride=1, padding=(1, 3), dilation=(2, 3), groups=1
+    ),
 }
-WINOGRAD_CONFIGS = ("3x3-p1-g2", "3x3-same-dw")
+WINOGRAD_CONFIGS = ("3x3-p1-g2", "3x3-same-dw", "3x3-d(2,3)-p(1,3)")
 
 
 def _params():

@@ -49,9 +49,7 @@ class Case(NamedTuple):
 
     @property
     def winograd_serves(self) -> bool:
-        return (
-            self.w_shape[2:] == (3, 3) and oracle.pair(self.stride) == (1, 1) and oracle.pair(self.dilation) == (1, 1)
-        )
+        return self.w_shape[2:] == (3, 3) and oracle.pair(self.stride) == (1, 1)
 
     @property
     def algorithms(self) -> tuple:
@@ -128,6 +126,9 @@ WINOGRAD_SHAPES = [
     Case("3x3-smaller-than-tile", (2, 2, 4, 5), (3, 2, 3, 3)),  # 2x3 output
     Case("3x3-one-row", (1, 2, 3, 9), (2, 2, 3, 3)),
     Case("3x3-g2-p1", (2, 4, 6, 7), (4, 2, 3, 3), padding=1, groups=2),
+    Case("3x3-d2-p2", (2, 3, 11, 10), (4, 3, 3, 3), dilation=2, padding=2),
+    Case("3x3-d(3,2)-p(1,4)", (1, 2, 10, 9), (3, 2, 3, 3), dilation=(3, 2), padding=(1, 4)),
+    Case("3x3-d4-p(4,2)-tiny", (2, 2, 3, 6), (2, 2, 3, 3), dilation=4, padding=(4, 2)),  # input phases unread
     Case("3x3-g2-k6-p(1,0)", (1, 4, 5, 5), (6, 2, 3, 3), padding=(1, 0), groups=2, bias=False),
     Case("3x3-depthwise-p1", (2, 4, 7, 6), (4, 1, 3, 3), padding=1, groups=4),
     Case("3x3-depthwise-x3-p1", (1, 2, 6, 6), (6, 1, 3, 3), padding=1, groups=2),

@@ -1,4 +1,4 @@
-"""Winograd convolution F(m x m, 3 x 3) for 3x3 kernels, stride 1, dilation 1, any zero padding and groups.
+"""Winograd convolution F(m x m, 3 x 3) for 3x3 kernels, stride 1, any dilation, zero padding and groups.
 
 Each m x m output tile is ``Y = A^T [U * V] A`` with ``U = G g G^T`` (weights) and ``V = B^T d B`` (the
 (m+2) x (m+2) input window d), summed over input channels. Summing over channels at each of the (m+2)^2
@@ -11,6 +11,10 @@ The tiles are processed in chunks of tile rows so the transformed buffers stay b
 numpy's BLAS. The backward passes reuse the same pieces: grad_input is a forward convolution of grad_out
 with the flipped, channel-swapped weights; grad_weight multiplies transformed output-gradient tiles
 ``A dY A^T`` by transformed input tiles and maps the sum back with ``G^T dU G``.
+
+A dilation d splits into d_h * d_w undilated convolutions (polyphase): output rows r, r + d, ... read only
+input rows s, s + d, ... with ``s = (r - pad) mod d``, through the undilated kernel. Each phase is copied out
+contiguous, convolved as above and copied back.
 """
 
 from __future__ import annotations
@@ -60,6 +64,41 @@ _CHUNK_BYTES = 8 << 20
 _MIN_CHUNK_TILES = 512
 # Tiles per transform work item: long enough for vector loops, short enough for the scratch to stay in L2.
 _SEGMENT_TILES = 512
+
+
+class _Phase(NamedTuple):
+    """One polyphase part of a dilated convolution: its output and input rows/columns, and its geometry."""
+
+    out_rows: slice
+    out_cols: slice
+    in_rows: slice
+    in_cols: slice
+    geo: ConvGeometry  # the undilated convolution of in_rows x in_cols giving out_rows x out_cols
+
+
+def _axis_phases(size: int, out_size: int, pad: int, dil: int) -> list[tuple[slice, int, slice, int, int]]:
+    """(output slice, output length, input slice, input length, padding) of each non-empty output phase."""
+    phases = []
+    for r in range(min(dil, out_size)):
+        q, s = divmod(r - pad, dil)
+        phases.append(
+            (slice(r, None, dil), len(range(r, out_size, dil)), slice(s, None, dil), len(range(s, size, dil)), -q)
+        )
+    return phases
+
+
+def _phases(geo: ConvGeometry) -> list[_Phase]:
+    """The polyphase parts of ``geo``; a single part covering everything when it is undilated."""
+    return [
+        _Phase(ro, co, ri, ci, geo._replace(h=h, w=w, oh=oh, ow=ow, pad_h=ph, pad_w=pw, dil_h=1, dil_w=1))
+        for ro, oh, ri, h, ph in _axis_phases(geo.h, geo.oh, geo.pad_h, geo.dil_h)
+        for co, ow, ci, w, pw in _axis_phases(geo.w, geo.ow, geo.pad_w, geo.dil_w)
+    ]
+
+
+def _part(array: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+    """array[:, :, rows, cols] as a C-contiguous array (the array itself when the slices take everything)."""
+    return np.ascontiguousarray(array[:, :, rows, cols])
 
 
 class _Plan(NamedTuple):
@@ -159,7 +198,7 @@ def _convolve(x, u, bias, out, pad_h, pad_w, groups, tile):
 
 
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: ConvGeometry, tile: int = 4):
-    """conv2d(x, weight, bias) with 3x3 kernels, stride 1, dilation 1.
+    """conv2d(x, weight, bias) with 3x3 kernels, stride 1.
 
     x: (n, c, h, w); weight: (k, c/groups, 3, 3); bias: (k,) or None. Returns a new (n, k, oh, ow) array.
     """
@@ -168,7 +207,13 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
         return out
     u = _transform_weight(weight, tile)
     b = np.zeros(geo.k, dtype=x.dtype) if bias is None else bias
-    return _convolve(x, u, b, out, geo.pad_h, geo.pad_w, geo.groups, tile)
+    phases = _phases(geo)
+    for ph in phases:
+        part = out if ph.geo == geo else np.empty((geo.n, geo.k, ph.geo.oh, ph.geo.ow), dtype=x.dtype)
+        _convolve(_part(x, ph.in_rows, ph.in_cols), u, b, part, ph.geo.pad_h, ph.geo.pad_w, geo.groups, tile)
+        if part is not out:
+            out[:, :, ph.out_rows, ph.out_cols] = part
+    return out
 
 
 def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry, tile: int = 4):
@@ -178,18 +223,40 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry, tile
     convolution with per-group in/out channels swapped and top/left padding ``2 - pad`` (the bottom/right
     padding follows from the output size h x w).
     """
-    out = np.empty((geo.n, geo.c, geo.h, geo.w), dtype=grad_out.dtype)
+    phases = _phases(geo)
+    # Each input phase is read by one output phase at most (r -> (r - pad) mod d is one-to-one), but an
+    # output smaller than the dilation leaves some input phases unread: their gradient is zero.
+    dx = (np.empty if len(phases) == geo.dil_h * geo.dil_w else np.zeros)((geo.n, geo.c, geo.h, geo.w), grad_out.dtype)
     if geo.n == 0:
-        return out
+        return dx
     g, kg, cg = geo.groups, geo.k // geo.groups, geo.c // geo.groups
     flipped = weight.reshape(g, kg, cg, 3, 3).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1].reshape(geo.c, kg, 3, 3)
     u = _transform_weight(np.ascontiguousarray(flipped), tile)
     b = np.zeros(geo.c, dtype=grad_out.dtype)
-    return _convolve(grad_out, u, b, out, 2 - geo.pad_h, 2 - geo.pad_w, g, tile)
+    for ph in phases:
+        if ph.geo.h == 0 or ph.geo.w == 0:
+            continue
+        part = dx if ph.geo == geo else np.empty((geo.n, geo.c, ph.geo.h, ph.geo.w), dtype=grad_out.dtype)
+        go = _part(grad_out, ph.out_rows, ph.out_cols)
+        _convolve(go, u, b, part, 2 - ph.geo.pad_h, 2 - ph.geo.pad_w, g, tile)
+        if part is not dx:
+            dx[:, :, ph.in_rows, ph.in_cols] = part
+    return dx
 
 
 def grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry, tile: int = 4):
-    """dL/dweight of `forward`: x (n, c, h, w), grad_out (n, k, oh, ow) -> new (k, c/groups, 3, 3) array.
+    """dL/dweight of `forward`: x (n, c, h, w), grad_out (n, k, oh, ow) -> new (k, c/groups, 3, 3) array:
+    the sum over polyphase parts of `_undilated_grad_weight`."""
+    total = np.zeros((geo.k, geo.c // geo.groups, 3, 3), dtype=x.dtype)
+    for ph in _phases(geo):
+        if ph.geo.h and ph.geo.w:
+            x_part, go_part = _part(x, ph.in_rows, ph.in_cols), _part(grad_out, ph.out_rows, ph.out_cols)
+            total += _undilated_grad_weight(x_part, go_part, ph.geo, tile)
+    return total
+
+
+def _undilated_grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry, tile: int):
+    """`grad_weight` of an undilated ``geo``.
 
     Per tile, Y = A^T (U * V) A gives dU = (A dY A^T) * V; summed over tiles and channels that is, at each
     transformed position, dU[k, c] = dM (k x tiles) @ V^T (tiles x c); then dW = G^T dU G.
