@@ -125,7 +125,7 @@ def _winograd(geo: ConvGeometry, work: _Work, pass_name: str, tile: int) -> Esti
     rows, inner = (c_g, k_g) if pass_name == "grad_input" else (k_g, c_g)
     seconds = (
         flops / (GEMM_RATE * work.threads * _gemm_efficiency(rows, inner))
-        + (work.io_bytes + 2 * transformed + 3 * weights) / (STREAM_RATE * work.threads)
+        + (work.io_bytes + 2 * transformed + 2 * weights) / (STREAM_RATE * work.threads)
         + CALL_OVERHEAD * geo.groups
     )
     workspace = min(transformed, driver("winograd")._CHUNK_BYTES)
