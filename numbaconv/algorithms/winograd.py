@@ -60,7 +60,7 @@ _MATRICES = {
 # A chunk's transformed tiles (both GEMM operands) stay near this many bytes, so they are still in cache
 # when the GEMM and the inverse transform read them; but a chunk holds at least _MIN_CHUNK_TILES tiles, below
 # which the GEMMs get inefficient.
-_CHUNK_BYTES = 8 << 20
+_CHUNK_BYTES = 4 << 20
 _MIN_CHUNK_TILES = 512
 # Tiles per transform work item: long enough for vector loops, short enough for the scratch to stay in L2.
 _SEGMENT_TILES = 512
@@ -269,7 +269,8 @@ def _undilated_grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometr
     tiles_h, tiles_w, total_rows, rows = _tiling(geo.oh, geo.ow, geo.n, geo.c + k, tile, x.dtype)
     rows_buf, tiles_buf = _scratch(tile, tiles_w, x.dtype)
     du = runtime.workspace("winograd.dU", (a * a * g, k // g, cg), x.dtype)
-    part = runtime.workspace("winograd.dU_part", (a * a * g, k // g, cg), x.dtype)
+    # The forward's transformed weights are not needed here: their buffer takes each chunk's product.
+    part = runtime.workspace("winograd.U", (a * a * g, k // g, cg), x.dtype)
     for row0 in range(0, total_rows, rows):
         t = min(rows, total_rows - row0) * tiles_w
         v = runtime.workspace("winograd.V", (a * a * g, cg, t), x.dtype)
