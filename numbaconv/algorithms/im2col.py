@@ -1,5 +1,5 @@
 """im2col driver: lower each chunk of the batch to a column matrix (`kernels.im2col`) and let numpy's BLAS do
-the matrix products.
+the matrix products (`numbaconv.algorithms.gemm`).
 
 Per group ``g`` (``kg = k // groups`` output channels, ``rows = c // groups * kh * kw``):
 
@@ -33,6 +33,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from numbaconv.algorithms.gemm import matmul
 from numbaconv.geometry import ConvGeometry
 from numbaconv.kernels import im2col as kernels
 from numbaconv.runtime import workspace
@@ -92,7 +93,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
     groups, kg, pixels = geo.groups, geo.k // geo.groups, geo.oh * geo.ow
     rows = geo.c // groups * geo.kh * geo.kw
     if _is_pointwise(geo):
-        np.matmul(
+        matmul(
             weight.reshape(groups, kg, rows),
             x.reshape(geo.n, groups, rows, pixels),
             out=out.reshape(geo.n, groups, kg, pixels),
@@ -112,10 +113,10 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
         cols[:, rows:] = 1
         dst = out[n0 : n0 + nb].reshape(nb, groups, kg, pixels)
         if per_sample or nb == 1:
-            np.matmul(w_mat, cols.reshape(groups, rows_b, nb, pixels).transpose(2, 0, 1, 3), out=dst)
+            matmul(w_mat, cols.reshape(groups, rows_b, nb, pixels).transpose(2, 0, 1, 3), out=dst)
         else:
             prod = workspace("im2col.kmajor", (groups, kg, nb * pixels), x.dtype)
-            np.matmul(w_mat, cols.reshape(groups, rows_b, nb * pixels), out=prod)
+            matmul(w_mat, cols.reshape(groups, rows_b, nb * pixels), out=prod)
             kernels.swap_leading(prod.reshape(geo.k, nb, pixels), dst.reshape(nb, geo.k, pixels))
     return out
 
@@ -129,7 +130,7 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry) -> n
     rows = geo.c // groups * geo.kh * geo.kw
     w_t = weight.reshape(groups, kg, rows).transpose(0, 2, 1)  # (groups, rows, kg): BLAS reads it transposed
     if _is_pointwise(geo):
-        np.matmul(w_t, grad_out.reshape(geo.n, groups, kg, pixels), out=dx.reshape(geo.n, groups, rows, pixels))
+        matmul(w_t, grad_out.reshape(geo.n, groups, kg, pixels), out=dx.reshape(geo.n, groups, rows, pixels))
         return dx
     per_sample = _per_sample(geo)
     bytes_per_sample = (groups * rows + (0 if per_sample else geo.k)) * pixels * dx.itemsize
@@ -137,11 +138,11 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry) -> n
         dcols = workspace("im2col.cols", (groups, rows, nb, geo.oh, geo.ow), dx.dtype)
         src = grad_out[n0 : n0 + nb].reshape(nb, groups, kg, pixels)
         if per_sample or nb == 1:
-            np.matmul(w_t, src, out=dcols.reshape(groups, rows, nb, pixels).transpose(2, 0, 1, 3))
+            matmul(w_t, src, out=dcols.reshape(groups, rows, nb, pixels).transpose(2, 0, 1, 3))
         else:
             g_kmajor = workspace("im2col.kmajor", (geo.k, nb, pixels), dx.dtype)
             kernels.swap_leading(src.reshape(nb, geo.k, pixels), g_kmajor)
-            np.matmul(w_t, g_kmajor.reshape(groups, kg, nb * pixels), out=dcols.reshape(groups, rows, nb * pixels))
+            matmul(w_t, g_kmajor.reshape(groups, kg, nb * pixels), out=dcols.reshape(groups, rows, nb * pixels))
         kernels.col2im(dcols, n0, *_lowering_args(geo), dx)
     return dx
 
@@ -162,7 +163,7 @@ def grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry) -> np.nd
             kernels.swap_leading(grad_out[n0 : n0 + nb].reshape(nb, geo.k, pixels), g_kmajor)
         cols_t = cols.reshape(groups, rows, nb * pixels).transpose(0, 2, 1)
         if n0 == 0:
-            np.matmul(g_kmajor.reshape(groups, kg, nb * pixels), cols_t, out=dw_mat)
+            matmul(g_kmajor.reshape(groups, kg, nb * pixels), cols_t, out=dw_mat)
         else:
-            dw_mat += np.matmul(g_kmajor.reshape(groups, kg, nb * pixels), cols_t)
+            matmul(g_kmajor.reshape(groups, kg, nb * pixels), cols_t, out=dw_mat, accumulate=True)
     return dw

@@ -27,6 +27,7 @@ import numpy as np
 from .. import runtime
 from ..geometry import ConvGeometry
 from ..kernels.winograd import make_output_transform, make_tile_transform
+from .gemm import matmul
 
 # (A^T, G, B^T). F(2x2, 3x3) is Lavin & Gray's (interpolation points 0, 1, -1, inf). F(4x4, 3x3) uses the
 # points 0, 1, -1, 1/2, -2, inf rather than their 0, +-1, +-2: about 2.5x less float32 error, same cost.
@@ -154,7 +155,7 @@ def _transform_weight(weight: np.ndarray, tile: int) -> np.ndarray:
     k, cg = weight.shape[:2]
     kron_g = _plan(tile, weight.dtype).kron_g
     u = runtime.workspace("winograd.U", (kron_g.shape[0], k * cg), weight.dtype)
-    np.matmul(kron_g, weight.reshape(k * cg, 9).T, out=u)
+    matmul(kron_g, weight.reshape(k * cg, 9).T, out=u)
     return u.reshape(kron_g.shape[0], k, cg)
 
 
@@ -172,7 +173,7 @@ def _batched_product(u: np.ndarray, v: np.ndarray, prod: np.ndarray, groups: int
         # Depthwise / channel multiplier: an outer product, which BLAS would do one tiny call at a time.
         np.multiply(us, vs, out=ps)
     else:
-        np.matmul(us, vs, out=ps)
+        matmul(us, vs, out=ps)
 
 
 def _convolve(x, u, bias, out, pad_h, pad_w, groups, tile):
@@ -269,8 +270,6 @@ def _undilated_grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometr
     tiles_h, tiles_w, total_rows, rows = _tiling(geo.oh, geo.ow, geo.n, geo.c + k, tile, x.dtype)
     rows_buf, tiles_buf = _scratch(tile, tiles_w, x.dtype)
     du = runtime.workspace("winograd.dU", (a * a * g, k // g, cg), x.dtype)
-    # The forward's transformed weights are not needed here: their buffer takes each chunk's product.
-    part = runtime.workspace("winograd.U", (a * a * g, k // g, cg), x.dtype)
     for row0 in range(0, total_rows, rows):
         t = min(rows, total_rows - row0) * tiles_w
         v = runtime.workspace("winograd.V", (a * a * g, cg, t), x.dtype)
@@ -279,7 +278,5 @@ def _undilated_grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometr
             x, geo.pad_h, geo.pad_w, row0, tiles_h, tiles_w, v.reshape(a * a, geo.c, t), rows_buf, tiles_buf
         )
         plan.grad_transform(grad_out, 0, 0, row0, tiles_h, tiles_w, dm.reshape(a * a, k, t), rows_buf, tiles_buf)
-        np.matmul(dm, v.transpose(0, 2, 1), out=part if row0 else du)
-        if row0:
-            du += part
-    return np.matmul(du.reshape(a * a, k * cg).T, plan.kron_g).reshape(k, cg, 3, 3)
+        matmul(dm, v.transpose(0, 2, 1), out=du, accumulate=row0 > 0)
+    return matmul(du.reshape(a * a, k * cg).T, plan.kron_g, out=np.empty((k * cg, 9), x.dtype)).reshape(k, cg, 3, 3)

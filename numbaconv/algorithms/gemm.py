@@ -1,0 +1,71 @@
+"""``matmul(a, b, out)``: the engine's matrix products, on `numbaconv.kernels.gemm` where the CPU has AVX-512.
+
+Takes numpy's matmul operands (2-D, or stacks of matrices whose leading dimensions broadcast to ``out``'s)
+and writes ``out = a @ b``, or adds to it with ``accumulate=True``. The Numba kernel serves float32/float64
+outputs with unit stride along their last axis; anything else, and CPUs without AVX-512 (where its 512-bit
+register tile would spill), goes to numpy's BLAS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import binding
+
+from .. import runtime
+from ..kernels import gemm as kernels
+
+HAS_AVX512 = bool(binding.get_host_cpu_features().get("avx512f", False))
+"""Whether the Numba kernel serves products here (its register tile is 2 * MR AVX-512 vectors)."""
+
+TASKS_PER_THREAD = 4  # column tasks per thread, for load balance on a busy machine
+MIN_TASK_COLS = 128  # narrower tasks re-read their rows of a too often
+
+
+def _batch_view(array: np.ndarray, rows: int, cols: int) -> np.ndarray | None:
+    """``array`` viewed as (batch, rows, cols) without copying, or None when its strides do not allow it."""
+    view = array.view()
+    try:
+        view.shape = (-1, rows, cols)
+    except AttributeError:
+        return None
+    return view
+
+
+def _task_cols(batch: int, n: int, nr: int, threads: int) -> int:
+    """Columns of c per task: at least TASKS_PER_THREAD tasks per thread when the product is wide enough."""
+    per_item = max(1, -(-TASKS_PER_THREAD * threads // batch))
+    cols = max(MIN_TASK_COLS, -(-n // per_item))
+    return -(-cols // nr) * nr
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = False) -> np.ndarray:
+    """out = a @ b (numpy's matmul rules, leading dimensions broadcast to out's), or out += a @ b.
+
+    a: (..., m, k), b: (..., k, n), out: (..., m, n), all of out's dtype. Returns out. Call inside
+    `runtime.parallel_section` (the scratch is shared).
+    """
+    m, n = out.shape[-2:]
+    k = a.shape[-1]
+    out3 = _batch_view(out, m, n) if HAS_AVX512 and out.dtype in (np.float32, np.float64) else None
+    if out3 is None or out.strides[-1] != out.itemsize or k == 0 or out.size == 0:
+        if accumulate:
+            out += np.matmul(a, b)
+        else:
+            np.matmul(a, b, out=out)
+        return out
+    batch_shape = out.shape[:-2]
+    a3 = _batch_view(np.broadcast_to(a, (*batch_shape, m, k)), m, k)
+    b3 = _batch_view(np.broadcast_to(b, (*batch_shape, k, n)), k, n)
+    if a3 is None or b3 is None:  # leading axes that do not merge (a broadcast weight over groups > 1)
+        a_b, b_b = np.broadcast_to(a, (*batch_shape, m, k)), np.broadcast_to(b, (*batch_shape, k, n))
+        for i in range(out.shape[0]):
+            matmul(a_b[i], b_b[i], out[i], accumulate)
+        return out
+    nr = 2 * kernels.lanes(out.dtype)
+    threads = runtime.get_num_threads()
+    task_cols = _task_cols(out3.shape[0], n, nr, threads)
+    in_place = b3.strides[2] == b3.itemsize
+    bpack = runtime.workspace("gemm.b", (threads, kernels.KC * (nr if in_place else task_cols)), out.dtype)
+    scratch = runtime.workspace("gemm.scratch", (threads, kernels.MR * (kernels.KC + nr)), out.dtype)
+    kernels.batched_matmul(a3, b3, out3, accumulate, task_cols, bpack, scratch)
+    return out

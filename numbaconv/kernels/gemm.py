@@ -1,0 +1,227 @@
+"""Batched matrix product ``c[i] (+)= a[i] @ b[i]`` on Numba's threads, with an AVX-512 register-tile kernel.
+
+Why not numpy's BLAS: on the reference machine OpenBLAS is held to its AVX2 kernels (``OPENBLAS_CORETYPE``),
+which reach about 210 GFLOP/s on 2 cores where the cores can do twice that, and its own thread pool spins
+after every call, slowing the Numba kernel that follows. This product reaches the FMA units' peak in its
+inner kernel and runs on the one pool the rest of the engine uses.
+
+Loops (after BLIS, without its packing where the operands allow): for each block of ``KC`` reduction steps
+and ``MC`` rows of a, the micro-kernel multiplies an ``MR``-row sliver of a (broadcast one element at a time,
+read in place through its strides) by an ``NR``-column sliver of b (two vector loads per step, read in place
+when b's rows are contiguous) into an ``MR x NR`` tile of c held in 2 * MR vector registers for the whole
+reduction (`_micro_kernel`, emitted as LLVM IR: Numba's vectoriser would keep the tile in memory, ~30x
+slower). Only what the in-place reads cannot serve is copied to zero-padded scratch: a last partial row
+sliver of a, a last partial column sliver of b, or every b sliver when b's columns are strided. The work is
+split into tasks of (batch item, column range); each parallel block takes a contiguous run of tasks and owns
+its rows of the scratch buffers, so nothing is allocated inside the parallel loop.
+"""
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+MR = 8  # rows of the register tile (channel counts are mostly multiples of 8)
+VECTOR_BYTES = 64  # one AVX-512 register
+KC = 256  # reduction steps per packed panel: an a-sliver and a b-sliver stay in L1
+MC = 96  # rows of a per block: the block's slivers stay in L2 while every b sliver passes
+
+
+def lanes(dtype) -> int:
+    """Elements per vector register for ``dtype``; the register tile is MR x (2 * lanes)."""
+    return VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+def _llvm_float(numba_type) -> tuple[ir.Type, int]:
+    """The LLVM type of a float32/float64 element, and its width in bits."""
+    return (ir.FloatType(), 32) if numba_type == types.float32 else (ir.DoubleType(), 64)
+
+
+def _micro_kernel_codegen(overwrite: bool):
+    """LLVM IR of ``c[c_off + i*ldc + j] (+)= sum_p a[a_off + i*lda + p*a_step] * b[b_off + p*ldb + j]``
+    over the MR x NR tile (i < MR, j < NR), p < kc."""
+
+    def codegen(context, builder, signature, args):
+        a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc = args
+        ftype, bits = _llvm_float(signature.args[0].dtype)
+        width = VECTOR_BYTES * 8 // bits
+        vec = ir.VectorType(ftype, width)
+        i64 = ir.IntType(64)
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{width}f{bits}"
+        )
+
+        def data(index, value, offset):
+            return builder.gep(context.make_array(signature.args[index])(context, builder, value).data, [offset])
+
+        a_base, b_base, c_base = data(0, a, a_off), data(4, b, b_off), data(8, c, c_off)
+        a_rows = [builder.gep(a_base, [builder.mul(ir.Constant(i64, i), lda)]) for i in range(MR)]
+        undef = ir.Constant(vec, ir.Undefined)
+        broadcast = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
+
+        entry = builder.basic_block
+        loop = builder.append_basic_block("tile.loop")
+        done = builder.append_basic_block("tile.done")
+        builder.branch(loop)
+        builder.position_at_end(loop)
+        p = builder.phi(i64)
+        p.add_incoming(ir.Constant(i64, 0), entry)
+        tile = []
+        for _ in range(2 * MR):
+            acc = builder.phi(vec)
+            acc.add_incoming(ir.Constant(vec, [0.0] * width), entry)
+            tile.append(acc)
+        b_row = builder.gep(b_base, [builder.mul(p, ldb)])
+        b_vecs = [
+            builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, h * width)]), vec.as_pointer()), align=4)
+            for h in range(2)
+        ]
+        a_col = builder.mul(p, a_step)
+        updated = []
+        for i in range(MR):
+            scalar = builder.load(builder.gep(a_rows[i], [a_col]))
+            a_vec = builder.shuffle_vector(
+                builder.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0)), undef, broadcast
+            )
+            updated += [builder.call(fma, [a_vec, b_vecs[h], tile[2 * i + h]]) for h in range(2)]
+        for acc, value in zip(tile, updated, strict=True):
+            acc.add_incoming(value, loop)
+        p_next = builder.add(p, ir.Constant(i64, 1))
+        p.add_incoming(p_next, loop)
+        builder.cbranch(builder.icmp_signed("<", p_next, kc), loop, done)
+
+        builder.position_at_end(done)
+        for i in range(MR):
+            c_row = builder.gep(c_base, [builder.mul(ir.Constant(i64, i), ldc)])
+            for h in range(2):
+                ptr = builder.bitcast(builder.gep(c_row, [ir.Constant(i64, h * width)]), vec.as_pointer())
+                value = updated[2 * i + h]
+                if not overwrite:
+                    value = builder.fadd(builder.load(ptr, align=4), value)
+                builder.store(value, ptr, align=4)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _micro_kernel(overwrite: bool):
+    """The intrinsic ``kernel(a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc)`` (see the codegen):
+    kc >= 1, offsets and strides in elements, arrays of one float dtype."""
+
+    @intrinsic
+    def kernel(typingctx, a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc):
+        signature = types.void(a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc)
+        return signature, _micro_kernel_codegen(overwrite)
+
+    return kernel
+
+
+_tile_store = _micro_kernel(overwrite=True)
+_tile_add = _micro_kernel(overwrite=False)
+
+
+@njit(cache=True, inline="always")
+def _tile(overwrite, a, a_off, lda, a_step, b, b_off, ldb, kc, c, target, scratch, blk):
+    """c[item, row:row+rows, col:col+cols] (+)= the micro-kernel's tile, ``target = (item, row, col, rows,
+    cols)``; a partial tile goes through the tile part of scratch."""
+    item, row, col, rows, cols = target
+    nr = (scratch.shape[1] - MR * KC) // MR
+    cs = c.strides[1] // c.itemsize
+    if rows == MR and cols == nr:
+        c_off = item * (c.strides[0] // c.itemsize) + row * cs + col
+        if overwrite:
+            _tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, cs)
+        else:
+            _tile_add(a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, cs)
+        return
+    _tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, scratch, blk * scratch.shape[1] + MR * KC, nr)
+    for i in range(rows):
+        for j in range(cols):
+            value = scratch[blk, MR * KC + i * nr + j]
+            c[item, row + i, col + j] = value if overwrite else c[item, row + i, col + j] + value
+
+
+@njit(cache=True, inline="always")
+def _tile_b(overwrite, a, a_off, lda, a_step, direct, b, bpack, b_off, ldb, kc, c, target, scratch, blk):
+    """`_tile` reading b's sliver from b itself when ``direct``, else from bpack."""
+    if direct:
+        _tile(overwrite, a, a_off, lda, a_step, b, b_off, ldb, kc, c, target, scratch, blk)
+    else:
+        _tile(overwrite, a, a_off, lda, a_step, bpack, b_off, ldb, kc, c, target, scratch, blk)
+
+
+@njit(cache=True, inline="always")
+def _pack_a_sliver(a, item, row0, rows, col0, cols, scratch, blk):
+    """scratch[blk, :MR * cols] <- a[item, row0:row0+rows, col0:col0+cols] as (MR, cols), zero rows below."""
+    for i in range(rows):
+        for p in range(cols):
+            scratch[blk, i * cols + p] = a[item, row0 + i, col0 + p]
+    for q in range(rows * cols, MR * cols):
+        scratch[blk, q] = 0
+
+
+@njit(cache=True, inline="always")
+def _pack_b_sliver(b, item, row0, rows, col0, width, nr, bpack, blk, base):
+    """bpack[blk, base:] <- b[item, row0:row0+rows, col0:col0+width] as one (rows, nr) sliver, zero-padded."""
+    for p in range(rows):
+        for j in range(width):
+            bpack[blk, base + p * nr + j] = b[item, row0 + p, col0 + j]
+        for j in range(width, nr):
+            bpack[blk, base + p * nr + j] = 0
+
+
+@njit(cache=True, inline="always")
+def _panel(a, b, c, item, n0, n1, pc, kc, overwrite, bpack, scratch, blk):
+    """c[item, :, n0:n1] (+)= a[item, :, pc:pc+kc] @ b[item, pc:pc+kc, n0:n1]: one task's share of one
+    reduction block. b's slivers that cannot be read in place are packed first, then each MC-row block of
+    a meets every b sliver."""
+    m = a.shape[1]
+    nr = (scratch.shape[1] - MR * KC) // MR
+    in_place = b.strides[2] == b.itemsize
+    as0, as1, as2 = a.strides[0] // a.itemsize, a.strides[1] // a.itemsize, a.strides[2] // a.itemsize
+    bs0, bs1 = b.strides[0] // b.itemsize, b.strides[1] // b.itemsize
+    for jr in range(n0, n1, nr):
+        if jr + nr > n1 or not in_place:
+            slot = 0 if in_place else (jr - n0) // nr
+            _pack_b_sliver(b, item, pc, kc, jr, min(nr, n1 - jr), nr, bpack, blk, slot * kc * nr)
+    for ic in range(0, m, MC):
+        ragged = min(MC, m - ic) % MR  # rows in the block's last sliver when it is partial
+        if ragged:
+            _pack_a_sliver(a, item, min(m, ic + MC) - ragged, ragged, pc, kc, scratch, blk)
+        for jr in range(n0, n1, nr):
+            cols = min(nr, n1 - jr)
+            direct = in_place and cols == nr  # b's sliver read in place, else its packed copy
+            slot = 0 if in_place else (jr - n0) // nr
+            b_off = item * bs0 + pc * bs1 + jr if direct else blk * bpack.shape[1] + slot * kc * nr
+            ldb = bs1 if direct else nr
+            for row in range(ic, min(m, ic + MC), MR):
+                target = (item, row, jr, min(MR, m - row), cols)
+                if row + MR <= m:  # a's sliver in place
+                    a_off = item * as0 + row * as1 + pc * as2
+                    _tile_b(overwrite, a, a_off, as1, as2, direct, b, bpack, b_off, ldb, kc, c, target, scratch, blk)
+                else:  # the block's last sliver, packed above
+                    a_off = blk * scratch.shape[1]
+                    _tile_b(overwrite, scratch, a_off, kc, 1, direct, b, bpack, b_off, ldb, kc, c, target, scratch, blk)
+
+
+@njit(parallel=True, cache=True)
+def batched_matmul(a, b, c, accumulate, task_cols, bpack, scratch):
+    """c[i] = a[i] @ b[i] (or c[i] += ... when ``accumulate``) for every batch item i.
+
+    a: (batch, m, k), b: (batch, k, n), c: (batch, m, n) with unit stride along n; any other strides.
+    task_cols: columns of c per task, a multiple of NR. Scratch, one row per parallel block, in a's dtype:
+    bpack (blocks, >= KC * NR when b's rows are contiguous, else >= KC * task_cols), scratch (blocks,
+    MR * KC + MR * NR): a packed partial a-sliver, then a partial tile.
+    """
+    batch, k, n = b.shape
+    col_tasks = (n + task_cols - 1) // task_cols
+    tasks = batch * col_tasks
+    blocks = bpack.shape[0]
+    for blk in prange(blocks):
+        for task in range(tasks * blk // blocks, tasks * (blk + 1) // blocks):
+            item = task // col_tasks
+            n0 = (task - item * col_tasks) * task_cols
+            for pc in range(0, k, KC):
+                overwrite = pc == 0 and not accumulate
+                _panel(a, b, c, item, n0, min(n, n0 + task_cols), pc, min(KC, k - pc), overwrite, bpack, scratch, blk)

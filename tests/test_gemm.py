@@ -1,0 +1,91 @@
+"""The engine's matrix product (`numbaconv.algorithms.gemm.matmul`) against a float64 einsum oracle.
+
+Sizes straddle every blocking edge of the kernel (MR rows, NR columns, KC reduction steps, MC row blocks, task
+widths), operands come as transposed, broadcast and strided views, and ``out`` may be a strided view that
+must be written in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from numbaconv import runtime
+from numbaconv.algorithms import gemm
+from numbaconv.kernels import gemm as kernels
+
+DTYPES = (np.float32, np.float64)
+TOL = {np.dtype(np.float16): 2e-3, np.dtype(np.float32): 2e-6, np.dtype(np.float64): 1e-13}
+
+
+def oracle(a, b):
+    """a @ b with numpy's broadcasting, in float64, by einsum."""
+    return np.einsum("...ik,...kj->...ij", a.astype(np.float64), b.astype(np.float64))
+
+
+def check(a, b, out, accumulate=False):
+    before = out.astype(np.float64)
+    with runtime.parallel_section():
+        result = gemm.matmul(a, b, out, accumulate)
+    assert result is out
+    expected = oracle(a, b) + (before if accumulate else 0)
+    scale = max(1.0, np.abs(expected).max()) * a.shape[-1]
+    error = np.abs(out - expected).max() / scale
+    assert error <= TOL[out.dtype], f"relative error {error:.3g}"
+
+
+NR = 2 * kernels.lanes(np.float32)
+EDGES = [
+    (1, 1, 1),
+    (kernels.MR - 1, 3, NR - 1),
+    (kernels.MR + 1, kernels.KC + 1, NR + 1),
+    (kernels.MC + 3, 2 * kernels.KC - 1, 3 * NR + 5),
+    (2 * kernels.MC, kernels.KC, 2 * NR),
+    (17, 40, 1000),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, k, n", EDGES)
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_sizes_across_block_edges(m, k, n, accumulate, dtype):
+    rng = np.random.default_rng(m * 1000 + k + n)
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    check(a, b, rng.standard_normal((m, n)).astype(dtype), accumulate)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_views_broadcasts_and_strided_out(dtype):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((3, 70, 33)).astype(dtype).transpose(0, 2, 1)  # columns strided
+    b = rng.standard_normal((3, 90, 70)).astype(dtype).transpose(0, 2, 1)  # b's columns strided: packed
+    out = np.zeros((3, 33, 120), dtype)[:, :, 10:100]  # rows strided, written in place
+    check(a, b, out)
+    weights = rng.standard_normal((2, 20, 30)).astype(dtype)  # broadcast over a leading axis of 4
+    cols = rng.standard_normal((2, 30, 4, 50)).astype(dtype).transpose(2, 0, 1, 3)
+    check(weights, cols, np.empty((4, 2, 20, 50), dtype))
+    check(weights[0], rng.standard_normal((30, 50)).astype(dtype)[:, ::2], np.empty((20, 25), dtype))
+
+
+def test_other_dtypes_and_layouts_fall_back_to_numpy():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((5, 6)), rng.standard_normal((6, 7))
+    check(a.astype(np.float16), b.astype(np.float16), np.empty((5, 7), np.float16))
+    out = np.empty((7, 5)).T  # out's columns strided: numpy writes it
+    check(a, b, out)
+
+
+@given(
+    m=st.integers(1, 40),
+    k=st.integers(1, 300),
+    n=st.integers(1, 150),
+    batch=st.integers(1, 3),
+    accumulate=st.booleans(),
+    dtype=st.sampled_from(DTYPES),
+)
+def test_random_sizes(m, k, n, batch, accumulate, dtype):
+    rng = np.random.default_rng(m + 7 * k + 13 * n)
+    a, b = rng.standard_normal((batch, m, k)).astype(dtype), rng.standard_normal((batch, k, n)).astype(dtype)
+    check(a, b, rng.standard_normal((batch, m, n)).astype(dtype), accumulate)
