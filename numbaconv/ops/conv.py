@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import engine
+from ..algorithms.gemm import matmul
 from ..autograd import Tensor, record
+from ..runtime import parallel_section
 from ._args import batched, float_tensor, int_tuple, is_int, needs_grad, same_dtype
 
 
@@ -150,6 +152,14 @@ def conv_transpose2d(
     return record(out.reshape(out.shape[1:]) if x_t.ndim == 3 else out, parents, backward, "ConvolutionTranspose")
 
 
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for 2-D arrays of one dtype, on the engine's matrix product (so BLAS's thread pool is not left
+    spinning on the cores the next Numba kernel needs)."""
+    out = np.empty((a.shape[0], b.shape[1]), a.dtype)
+    with parallel_section():
+        return matmul(a, b, out)
+
+
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``input @ weight.T + bias``, as ``torch.nn.functional.linear``.
 
@@ -165,15 +175,16 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise ValueError(f"input's last dimension must be in_features={in_features} (weight {w.shape}), got {x.shape}")
     if b_t is not None and b_t.shape != (out_features,):
         raise ValueError(f"bias must have shape ({out_features},) to match weight {w.shape}, got {b_t.shape}")
-    out = x @ w.T
+    rows = x.reshape(-1, in_features)
+    out = _product(rows, w.T).reshape(*x.shape[:-1], out_features)
     if b_t is not None:
         out += b_t._array
     need_x, need_w, need_b = needs_grad(x_t, w_t, b_t)
 
     def backward(g):
         g2 = g.reshape(-1, out_features)
-        gx = g @ w if need_x else None
-        gw = g2.T @ x.reshape(-1, in_features) if need_w else None
+        gx = _product(g2, w).reshape(x.shape) if need_x else None
+        gw = _product(g2.T, rows) if need_w else None
         return (gx, gw) if b_t is None else (gx, gw, g2.sum(axis=0) if need_b else None)
 
     parents = (x_t, w_t) if b_t is None else (x_t, w_t, b_t)
