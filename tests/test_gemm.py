@@ -26,11 +26,10 @@ def oracle(a, b):
 
 
 def check(a, b, out, accumulate=False):
-    before = out.astype(np.float64)
+    expected = oracle(a, b) + (out.astype(np.float64) if accumulate else 0)
     with runtime.parallel_section():
         result = gemm.matmul(a, b, out, accumulate)
     assert result is out
-    expected = oracle(a, b) + (before if accumulate else 0)
     scale = max(1.0, np.abs(expected).max()) * a.shape[-1]
     error = np.abs(out - expected).max() / scale
     assert error <= TOL[out.dtype], f"relative error {error:.3g}"

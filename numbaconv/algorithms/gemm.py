@@ -31,11 +31,14 @@ def _batch_view(array: np.ndarray, rows: int, cols: int) -> np.ndarray | None:
     return view
 
 
-def _task_cols(batch: int, n: int, nr: int, threads: int) -> int:
-    """Columns of c per task: at least TASKS_PER_THREAD tasks per thread when the product is wide enough."""
+def _task_shape(batch: int, m: int, n: int, nr: int, threads: int) -> tuple[int, int]:
+    """(rows, columns) of c per task, aiming at TASKS_PER_THREAD tasks per thread: columns are split first
+    (down to MIN_TASK_COLS), then rows (down to MC), since a row split makes tasks copy the same b slivers."""
     per_item = max(1, -(-TASKS_PER_THREAD * threads // batch))
     cols = max(MIN_TASK_COLS, -(-n // per_item))
-    return -(-cols // nr) * nr
+    col_tasks = -(-n // cols)
+    rows = max(kernels.MC, -(-m // max(1, -(-per_item // col_tasks))))
+    return -(-rows // kernels.MR) * kernels.MR, -(-cols // nr) * nr
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = False) -> np.ndarray:
@@ -63,9 +66,12 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
         return out
     nr = 2 * kernels.lanes(out.dtype)
     threads = runtime.get_num_threads()
-    task_cols = _task_cols(out3.shape[0], n, nr, threads)
-    in_place = b3.strides[2] == b3.itemsize
-    bpack = runtime.workspace("gemm.b", (threads, kernels.KC * (nr if in_place else task_cols)), out.dtype)
+    task_rows, task_cols = _task_shape(out3.shape[0], m, n, nr, threads)
+    slots = kernels.packed_b_slots(n, nr, b3.strides[2] == b3.itemsize)
+    blocks = -(-k // kernels.KC)
+    bpack = runtime.workspace("gemm.b", (max(1, out3.shape[0] * blocks * slots * kernels.KC * nr),), out.dtype)
     scratch = runtime.workspace("gemm.scratch", (threads, kernels.MR * (kernels.KC + nr)), out.dtype)
-    kernels.batched_matmul(a3, b3, out3, accumulate, task_cols, bpack, scratch)
+    if slots:
+        kernels.pack_b(b3, nr, slots, bpack)
+    kernels.batched_matmul(a3, b3, out3, accumulate, task_rows, task_cols, bpack, scratch)
     return out

@@ -151,8 +151,9 @@ def grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry) -> np.nd
     """dL/dweight (k, c // groups, kh, kw) from x (n, c, h, w) and grad_out (n, k, oh, ow)."""
     groups, kg, pixels = geo.groups, geo.k // geo.groups, geo.oh * geo.ow
     rows = geo.c // groups * geo.kh * geo.kw
-    dw = np.zeros((geo.k, geo.c // groups, geo.kh, geo.kw), dtype=x.dtype)
-    dw_mat = dw.reshape(groups, kg, rows)
+    # The product reduces over pixels, which both operands hold contiguously; the engine's GEMM reads its
+    # left operand in place and copies the right one, so the (smaller) gradient goes right: dW^T = cols @ dY^T.
+    dw_t = np.zeros((groups, rows, kg), dtype=x.dtype)  # stays zero for an empty batch
     bytes_per_sample = (groups * rows + geo.k) * pixels * x.itemsize
     for n0, nb in _chunks(geo.n, bytes_per_sample):
         cols = workspace("im2col.cols", (groups, rows, nb, geo.oh, geo.ow), x.dtype)
@@ -161,9 +162,6 @@ def grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry) -> np.nd
         if nb > 1:  # the product wants each channel's gradients over the whole chunk as one row
             g_kmajor = workspace("im2col.kmajor", (geo.k, nb, pixels), x.dtype)
             kernels.swap_leading(grad_out[n0 : n0 + nb].reshape(nb, geo.k, pixels), g_kmajor)
-        cols_t = cols.reshape(groups, rows, nb * pixels).transpose(0, 2, 1)
-        if n0 == 0:
-            matmul(g_kmajor.reshape(groups, kg, nb * pixels), cols_t, out=dw_mat)
-        else:
-            matmul(g_kmajor.reshape(groups, kg, nb * pixels), cols_t, out=dw_mat, accumulate=True)
-    return dw
+        g_t = g_kmajor.reshape(groups, kg, nb * pixels).transpose(0, 2, 1)
+        matmul(cols.reshape(groups, rows, nb * pixels), g_t, out=dw_t, accumulate=n0 > 0)
+    return np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(geo.k, geo.c // groups, geo.kh, geo.kw)

@@ -11,9 +11,10 @@ read in place through its strides) by an ``NR``-column sliver of b (two vector l
 when b's rows are contiguous) into an ``MR x NR`` tile of c held in 2 * MR vector registers for the whole
 reduction (`_micro_kernel`, emitted as LLVM IR: Numba's vectoriser would keep the tile in memory, ~30x
 slower). Only what the in-place reads cannot serve is copied to zero-padded scratch: a last partial row
-sliver of a, a last partial column sliver of b, or every b sliver when b's columns are strided. The work is
-split into tasks of (batch item, column range); each parallel block takes a contiguous run of tasks and owns
-its rows of the scratch buffers, so nothing is allocated inside the parallel loop.
+sliver of a (per task), and b's last partial column sliver, or all of b when its columns are strided (once,
+by `pack_b`, before the product). The work is split into tasks of (batch item, row range, column range);
+each parallel block takes a contiguous run of tasks and owns its row of the scratch buffer, so nothing is
+allocated inside the parallel loop.
 """
 
 import numpy as np
@@ -161,43 +162,69 @@ def _pack_a_sliver(a, item, row0, rows, col0, cols, scratch, blk):
         scratch[blk, q] = 0
 
 
-@njit(cache=True, inline="always")
-def _pack_b_sliver(b, item, row0, rows, col0, width, nr, bpack, blk, base):
-    """bpack[blk, base:] <- b[item, row0:row0+rows, col0:col0+width] as one (rows, nr) sliver, zero-padded."""
-    for p in range(rows):
-        for j in range(width):
-            bpack[blk, base + p * nr + j] = b[item, row0 + p, col0 + j]
-        for j in range(width, nr):
-            bpack[blk, base + p * nr + j] = 0
+def packed_b_slots(n: int, nr: int, in_place: bool) -> int:
+    """Slivers of b per (batch item, KC block) that `pack_b` copies: all of them, or when b's rows are read in
+    place just the last one, if it is partial."""
+    return -(-n // nr) if not in_place else int(n % nr != 0)
+
+
+@njit(parallel=True, cache=True)
+def pack_b(b, nr, slots, bpack):
+    """Copy the slivers of b the product cannot read in place into bpack, zero-padded to nr columns.
+
+    b: (batch, k, n). Slot ``(item, block, s)`` (``s < slots``; with one slot per block it holds the last
+    sliver) starts at ``((item * blocks + block) * slots + s) * KC * nr`` and holds the (kc, nr) sliver of
+    rows ``block * KC ..`` row-major. Reads run along b's shorter stride (a transposed view of a reduction-
+    contiguous operand would otherwise cost one cache line per value).
+    """
+    batch, k, n = b.shape
+    blocks = (k + KC - 1) // KC
+    first = (n + nr - 1) // nr - slots
+    along_rows = b.strides[1] < b.strides[2]
+    for parallel_job in prange(batch * blocks * slots):
+        job = np.int64(parallel_job)  # the parfor index may be unsigned: keep the arithmetic in int64
+        item, rest = job // (blocks * slots), job % (blocks * slots)
+        block, s = rest // slots, rest % slots
+        base = job * KC * nr
+        row0, col0 = block * KC, (first + s) * nr
+        rows, width = min(KC, k - row0), min(nr, n - col0)
+        for p in range(rows):
+            for j in range(width, nr):
+                bpack[base + p * nr + j] = 0
+        if along_rows:
+            for j in range(width):
+                for p in range(rows):
+                    bpack[base + p * nr + j] = b[item, row0 + p, col0 + j]
+        else:
+            for p in range(rows):
+                for j in range(width):
+                    bpack[base + p * nr + j] = b[item, row0 + p, col0 + j]
 
 
 @njit(cache=True, inline="always")
-def _panel(a, b, c, item, n0, n1, pc, kc, overwrite, bpack, scratch, blk):
-    """c[item, :, n0:n1] (+)= a[item, :, pc:pc+kc] @ b[item, pc:pc+kc, n0:n1]: one task's share of one
-    reduction block. b's slivers that cannot be read in place are packed first, then each MC-row block of
-    a meets every b sliver."""
-    m = a.shape[1]
+def _panel(a, b, c, item, m0, m1, n0, n1, pc, kc, overwrite, bpack, scratch, blk):
+    """c[item, m0:m1, n0:n1] (+)= a[item, m0:m1, pc:pc+kc] @ b[item, pc:pc+kc, n0:n1]: one task's share of
+    one reduction block; each MC-row block of a meets every b sliver, read in place or from `pack_b`'s copy."""
     nr = (scratch.shape[1] - MR * KC) // MR
+    n = b.shape[2]
     in_place = b.strides[2] == b.itemsize
+    slots = (n % nr != 0) if in_place else (n + nr - 1) // nr
+    block_base = (item * ((b.shape[1] + KC - 1) // KC) + pc // KC) * slots
     as0, as1, as2 = a.strides[0] // a.itemsize, a.strides[1] // a.itemsize, a.strides[2] // a.itemsize
     bs0, bs1 = b.strides[0] // b.itemsize, b.strides[1] // b.itemsize
-    for jr in range(n0, n1, nr):
-        if jr + nr > n1 or not in_place:
-            slot = 0 if in_place else (jr - n0) // nr
-            _pack_b_sliver(b, item, pc, kc, jr, min(nr, n1 - jr), nr, bpack, blk, slot * kc * nr)
-    for ic in range(0, m, MC):
-        ragged = min(MC, m - ic) % MR  # rows in the block's last sliver when it is partial
+    for ic in range(m0, m1, MC):
+        ragged = min(MC, m1 - ic) % MR  # rows in the block's last sliver when it is partial
         if ragged:
-            _pack_a_sliver(a, item, min(m, ic + MC) - ragged, ragged, pc, kc, scratch, blk)
+            _pack_a_sliver(a, item, min(m1, ic + MC) - ragged, ragged, pc, kc, scratch, blk)
         for jr in range(n0, n1, nr):
-            cols = min(nr, n1 - jr)
+            cols = min(nr, n - jr)
             direct = in_place and cols == nr  # b's sliver read in place, else its packed copy
-            slot = 0 if in_place else (jr - n0) // nr
-            b_off = item * bs0 + pc * bs1 + jr if direct else blk * bpack.shape[1] + slot * kc * nr
+            slot = block_base + (slots - 1 if in_place else jr // nr)
+            b_off = item * bs0 + pc * bs1 + jr if direct else slot * KC * nr
             ldb = bs1 if direct else nr
-            for row in range(ic, min(m, ic + MC), MR):
-                target = (item, row, jr, min(MR, m - row), cols)
-                if row + MR <= m:  # a's sliver in place
+            for row in range(ic, min(m1, ic + MC), MR):
+                target = (item, row, jr, min(MR, m1 - row), cols)
+                if row + MR <= m1:  # a's sliver in place
                     a_off = item * as0 + row * as1 + pc * as2
                     _tile_b(overwrite, a, a_off, as1, as2, direct, b, bpack, b_off, ldb, kc, c, target, scratch, blk)
                 else:  # the block's last sliver, packed above
@@ -206,22 +233,24 @@ def _panel(a, b, c, item, n0, n1, pc, kc, overwrite, bpack, scratch, blk):
 
 
 @njit(parallel=True, cache=True)
-def batched_matmul(a, b, c, accumulate, task_cols, bpack, scratch):
+def batched_matmul(a, b, c, accumulate, task_rows, task_cols, bpack, scratch):
     """c[i] = a[i] @ b[i] (or c[i] += ... when ``accumulate``) for every batch item i.
 
     a: (batch, m, k), b: (batch, k, n), c: (batch, m, n) with unit stride along n; any other strides.
-    task_cols: columns of c per task, a multiple of NR. Scratch, one row per parallel block, in a's dtype:
-    bpack (blocks, >= KC * NR when b's rows are contiguous, else >= KC * task_cols), scratch (blocks,
-    MR * KC + MR * NR): a packed partial a-sliver, then a partial tile.
+    task_rows, task_cols: rows (a multiple of MR) and columns (of NR) of c per task. bpack: `pack_b`'s
+    output (flat). scratch: (parallel blocks, MR * KC + MR * NR), a packed partial a-sliver then a partial tile.
     """
     batch, k, n = b.shape
+    m = a.shape[1]
+    row_tasks = (m + task_rows - 1) // task_rows
     col_tasks = (n + task_cols - 1) // task_cols
-    tasks = batch * col_tasks
-    blocks = bpack.shape[0]
+    tasks = batch * row_tasks * col_tasks
+    blocks = scratch.shape[0]
     for blk in prange(blocks):
         for task in range(tasks * blk // blocks, tasks * (blk + 1) // blocks):
-            item = task // col_tasks
-            n0 = (task - item * col_tasks) * task_cols
+            item, place = divmod(task, row_tasks * col_tasks)
+            m0, n0 = (place // col_tasks) * task_rows, (place % col_tasks) * task_cols
+            m1, n1 = min(m, m0 + task_rows), min(n, n0 + task_cols)
             for pc in range(0, k, KC):
                 overwrite = pc == 0 and not accumulate
-                _panel(a, b, c, item, n0, min(n, n0 + task_cols), pc, min(KC, k - pc), overwrite, bpack, scratch, blk)
+                _panel(a, b, c, item, m0, m1, n0, n1, pc, min(KC, k - pc), overwrite, bpack, scratch, blk)
