@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .algorithms.gemm import HAS_AVX512
 from .geometry import ConvGeometry, ConvSpec, IntPair, Padding, check_dtype, check_input_shape, check_shape
 from .runtime import get_num_threads
 
@@ -23,14 +24,15 @@ ALGORITHMS = ("direct", "im2col", "winograd")
 PASSES = ("forward", "grad_input", "grad_weight")
 WINOGRAD_TILES = (2, 4)
 
-# The cost model's constants, fitted (least squares on log time) to every algorithm x pass of the benchmark
-# suite measured on the reference machine (2 cores, AVX-512, numpy's OpenBLAS); rates are per thread.
-GEMM_RATE = 100e9  # flop/s of a BLAS matrix product with large dimensions
+# The cost model's constants, fitted to every algorithm x pass of the benchmark suite measured on the reference
+# machine (2 cores, AVX-512): least regret of the choices, then least squares on log time. Rates are per
+# thread. Without AVX-512 the products run on numpy's BLAS, fitted at 100 GFLOP/s on the same machine.
+GEMM_RATE = 180e9 if HAS_AVX512 else 100e9  # flop/s of a matrix product with large dimensions
 GEMM_HALF_SIZE = 8.0  # a product dimension of this size halves the GEMM rate
 DIRECT_RATE = 60e9  # flop/s of the direct kernels on large output planes
 DIRECT_HALF_PLANE = 400  # output-plane pixels at which the direct rate halves
 DIRECT_WEIGHT_CACHE = 16e6  # weight bytes per group beyond which the direct kernels slow down
-STREAM_RATE = 6e9  # bytes/s of memory-bound passes
+STREAM_RATE = 12e9  # bytes/s of memory-bound passes
 CALL_OVERHEAD = 20e-6  # seconds per kernel or product launch
 
 
