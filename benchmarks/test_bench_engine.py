@@ -37,7 +37,7 @@ def thread_id(threads: int) -> str:
 
 def cases() -> list:
     """Every (algorithm, shape, pass, threads), Winograd on the shapes it cannot serve marked skipped."""
-    skip = pytest.mark.skip(reason="winograd serves 3x3, stride 1, dilation 1 only")
+    skip = pytest.mark.skip(reason="winograd serves 3x3 stride-1 layers only")
     params = []
     for shape in SUITE:  # a group's algorithms run back to back, on the same inputs
         for pass_ in PASSES:
