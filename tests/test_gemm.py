@@ -17,6 +17,14 @@ from numbaconv.algorithms import gemm
 from numbaconv.kernels import gemm as kernels
 
 DTYPES = (np.float32, np.float64)
+
+
+@pytest.fixture(autouse=True)
+def kernel_for_every_size(monkeypatch):
+    """The Numba kernel serves even the small products here (normally numpy's), so its edges are tested."""
+    monkeypatch.setattr(gemm, "SMALL_FLOPS", 0)
+
+
 TOL = {np.dtype(np.float16): 2e-3, np.dtype(np.float32): 2e-6, np.dtype(np.float64): 1e-13}
 
 
@@ -30,7 +38,7 @@ def check(a, b, out, accumulate=False):
     with runtime.parallel_section():
         result = gemm.matmul(a, b, out, accumulate)
     assert result is out
-    scale = max(1.0, np.abs(expected).max()) * a.shape[-1]
+    scale = max(1.0, np.abs(expected).max()) * max(1, a.shape[-1])
     error = np.abs(out - expected).max() / scale
     assert error <= TOL[out.dtype], f"relative error {error:.3g}"
 
@@ -66,6 +74,14 @@ def test_views_broadcasts_and_strided_out(dtype):
     cols = rng.standard_normal((2, 30, 4, 50)).astype(dtype).transpose(2, 0, 1, 3)
     check(weights, cols, np.empty((4, 2, 20, 50), dtype))
     check(weights[0], rng.standard_normal((30, 50)).astype(dtype)[:, ::2], np.empty((20, 25), dtype))
+
+
+def test_empty_reduction_gives_zeros_and_small_products_are_right(monkeypatch):
+    check(np.ones((3, 0), np.float32), np.ones((0, 4), np.float32), np.full((3, 4), np.nan, np.float32))
+    monkeypatch.setattr(gemm, "SMALL_FLOPS", 1 << 22)
+    rng = np.random.default_rng(5)
+    check(rng.standard_normal((8, 9)).astype(np.float32), rng.standard_normal((9, 7)).astype(np.float32),
+          np.empty((8, 7), np.float32))  # fmt: skip
 
 
 def test_other_dtypes_and_layouts_fall_back_to_numpy():

@@ -41,11 +41,11 @@ def _llvm_float(numba_type) -> tuple[ir.Type, int]:
 
 def _micro_kernel_codegen(overwrite: bool):
     """LLVM IR of ``c[c_off + i*ldc + j] (+)= sum_p a[a_off + i*lda + p*a_step] * b[b_off + p*ldb + j]``
-    over the MR x NR tile (i < MR, j < NR), p < kc."""
+    over the MR x NR tile (i < MR, j < NR), p < kc; a, b, c are data addresses."""
 
     def codegen(context, builder, signature, args):
-        a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc = args
-        ftype, bits = _llvm_float(signature.args[0].dtype)
+        a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc, _ = args
+        ftype, bits = _llvm_float(signature.args[-1].dtype)
         width = VECTOR_BYTES * 8 // bits
         vec = ir.VectorType(ftype, width)
         i64 = ir.IntType(64)
@@ -53,10 +53,10 @@ def _micro_kernel_codegen(overwrite: bool):
             builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{width}f{bits}"
         )
 
-        def data(index, value, offset):
-            return builder.gep(context.make_array(signature.args[index])(context, builder, value).data, [offset])
+        def data(address, offset):
+            return builder.gep(builder.inttoptr(address, ftype.as_pointer()), [offset])
 
-        a_base, b_base, c_base = data(0, a, a_off), data(4, b, b_off), data(8, c, c_off)
+        a_base, b_base, c_base = data(a, a_off), data(b, b_off), data(c, c_off)
         a_rows = [builder.gep(a_base, [builder.mul(ir.Constant(i64, i), lda)]) for i in range(MR)]
         undef = ir.Constant(vec, ir.Undefined)
         broadcast = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
@@ -107,12 +107,16 @@ def _micro_kernel_codegen(overwrite: bool):
 
 
 def _micro_kernel(overwrite: bool):
-    """The intrinsic ``kernel(a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc)`` (see the codegen):
-    kc >= 1, offsets and strides in elements, arrays of one float dtype."""
+    """The intrinsic ``kernel(a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc, like)`` (see the
+    codegen): a, b, c are data addresses (``array.ctypes.data``), so one compiled kernel serves operands of
+    any layout; ``like`` is an array of their float dtype, for typing only. kc >= 1; offsets and strides in
+    elements."""
 
     @intrinsic
-    def kernel(typingctx, a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc):
-        signature = types.void(a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc)
+    def kernel(typingctx, a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc, like):
+        address, integer = types.uintp, types.int64
+        a_args = b_args = (address, integer, integer, integer)  # (a, a_off, lda, a_step), (b, b_off, ldb, kc)
+        signature = types.void(*a_args, *b_args, address, integer, integer, like)
         return signature, _micro_kernel_codegen(overwrite)
 
     return kernel
@@ -122,34 +126,27 @@ _tile_store = _micro_kernel(overwrite=True)
 _tile_add = _micro_kernel(overwrite=False)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _tile(overwrite, a, a_off, lda, a_step, b, b_off, ldb, kc, c, target, scratch, blk):
     """c[item, row:row+rows, col:col+cols] (+)= the micro-kernel's tile, ``target = (item, row, col, rows,
-    cols)``; a partial tile goes through the tile part of scratch."""
+    cols)``; a and b are data addresses. A partial tile goes through the tile part of scratch."""
     item, row, col, rows, cols = target
     nr = (scratch.shape[1] - MR * KC) // MR
     cs = c.strides[1] // c.itemsize
+    c_address = c.ctypes.data
     if rows == MR and cols == nr:
         c_off = item * (c.strides[0] // c.itemsize) + row * cs + col
         if overwrite:
-            _tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, cs)
+            _tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, c_address, c_off, cs, scratch)
         else:
-            _tile_add(a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, cs)
+            _tile_add(a, a_off, lda, a_step, b, b_off, ldb, kc, c_address, c_off, cs, scratch)
         return
-    _tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, scratch, blk * scratch.shape[1] + MR * KC, nr)
+    tile_off = blk * scratch.shape[1] + MR * KC
+    _tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, scratch.ctypes.data, tile_off, nr, scratch)
     for i in range(rows):
         for j in range(cols):
             value = scratch[blk, MR * KC + i * nr + j]
             c[item, row + i, col + j] = value if overwrite else c[item, row + i, col + j] + value
-
-
-@njit(cache=True, inline="always")
-def _tile_b(overwrite, a, a_off, lda, a_step, direct, b, bpack, b_off, ldb, kc, c, target, scratch, blk):
-    """`_tile` reading b's sliver from b itself when ``direct``, else from bpack."""
-    if direct:
-        _tile(overwrite, a, a_off, lda, a_step, b, b_off, ldb, kc, c, target, scratch, blk)
-    else:
-        _tile(overwrite, a, a_off, lda, a_step, bpack, b_off, ldb, kc, c, target, scratch, blk)
 
 
 @njit(cache=True, inline="always")
@@ -160,6 +157,11 @@ def _pack_a_sliver(a, item, row0, rows, col0, cols, scratch, blk):
             scratch[blk, i * cols + p] = a[item, row0 + i, col0 + p]
     for q in range(rows * cols, MR * cols):
         scratch[blk, q] = 0
+
+
+def packed_b_size(batch: int, k: int, n: int, nr: int, in_place: bool) -> int:
+    """Elements of `pack_b`'s output for a (batch, k, n) operand."""
+    return batch * -(-k // KC) * packed_b_slots(n, nr, in_place) * min(KC, k) * nr
 
 
 def packed_b_slots(n: int, nr: int, in_place: bool) -> int:
@@ -173,8 +175,8 @@ def pack_b(b, nr, slots, bpack):
     """Copy the slivers of b the product cannot read in place into bpack, zero-padded to nr columns.
 
     b: (batch, k, n). Slot ``(item, block, s)`` (``s < slots``; with one slot per block it holds the last
-    sliver) starts at ``((item * blocks + block) * slots + s) * KC * nr`` and holds the (kc, nr) sliver of
-    rows ``block * KC ..`` row-major. Reads run along b's shorter stride (a transposed view of a reduction-
+    sliver) starts at ``((item * blocks + block) * slots + s) * min(KC, k) * nr`` and holds the (kc, nr)
+    sliver of rows ``block * KC ..`` row-major. Reads run along b's shorter stride (a transposed view of a reduction-
     contiguous operand would otherwise cost one cache line per value).
     """
     batch, k, n = b.shape
@@ -185,7 +187,7 @@ def pack_b(b, nr, slots, bpack):
         job = np.int64(parallel_job)  # the parfor index may be unsigned: keep the arithmetic in int64
         item, rest = job // (blocks * slots), job % (blocks * slots)
         block, s = rest // slots, rest % slots
-        base = job * KC * nr
+        base = job * min(KC, k) * nr
         row0, col0 = block * KC, (first + s) * nr
         rows, width = min(KC, k - row0), min(nr, n - col0)
         for p in range(rows):
@@ -201,7 +203,7 @@ def pack_b(b, nr, slots, bpack):
                     bpack[base + p * nr + j] = b[item, row0 + p, col0 + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _panel(a, b, c, item, m0, m1, n0, n1, pc, kc, overwrite, bpack, scratch, blk):
     """c[item, m0:m1, n0:n1] (+)= a[item, m0:m1, pc:pc+kc] @ b[item, pc:pc+kc, n0:n1]: one task's share of
     one reduction block; each MC-row block of a meets every b sliver, read in place or from `pack_b`'s copy."""
@@ -220,16 +222,17 @@ def _panel(a, b, c, item, m0, m1, n0, n1, pc, kc, overwrite, bpack, scratch, blk
             cols = min(nr, n - jr)
             direct = in_place and cols == nr  # b's sliver read in place, else its packed copy
             slot = block_base + (slots - 1 if in_place else jr // nr)
-            b_off = item * bs0 + pc * bs1 + jr if direct else slot * KC * nr
+            b_off = item * bs0 + pc * bs1 + jr if direct else slot * min(KC, b.shape[1]) * nr
             ldb = bs1 if direct else nr
+            b_address = b.ctypes.data if direct else bpack.ctypes.data
             for row in range(ic, min(m1, ic + MC), MR):
                 target = (item, row, jr, min(MR, m1 - row), cols)
                 if row + MR <= m1:  # a's sliver in place
                     a_off = item * as0 + row * as1 + pc * as2
-                    _tile_b(overwrite, a, a_off, as1, as2, direct, b, bpack, b_off, ldb, kc, c, target, scratch, blk)
+                    _tile(overwrite, a.ctypes.data, a_off, as1, as2, b_address, b_off, ldb, kc, c, target, scratch, blk)
                 else:  # the block's last sliver, packed above
-                    a_off = blk * scratch.shape[1]
-                    _tile_b(overwrite, scratch, a_off, kc, 1, direct, b, bpack, b_off, ldb, kc, c, target, scratch, blk)
+                    a_address, a_off = scratch.ctypes.data, blk * scratch.shape[1]
+                    _tile(overwrite, a_address, a_off, kc, 1, b_address, b_off, ldb, kc, c, target, scratch, blk)
 
 
 @njit(parallel=True, cache=True)
