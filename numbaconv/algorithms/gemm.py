@@ -17,9 +17,10 @@ from ..kernels import gemm as kernels
 HAS_AVX512 = bool(binding.get_host_cpu_features().get("avx512f", False))
 """Whether the Numba kernel serves products here (its register tile is 2 * MR AVX-512 vectors)."""
 
-SMALL_FLOPS = 1 << 22
-"""Products below this many flops go to numpy: its single-threaded small-matrix path beats the ~20 us that
-setting up a parallel product costs (measured: 64x64x64 in 6 us against 20 us; 256^3 level at 150 us)."""
+SMALL_FLOPS = 2 * 4 * 65536
+"""Products below this many flops go to numpy: OpenBLAS runs them on the calling thread (below its
+multithreading threshold, m * n * k < 4 * 65536), faster than the ~20 us that setting up a parallel product
+costs, and without waking its thread pool, which would then spin on the cores the next Numba kernel needs."""
 TASKS_PER_THREAD = 4  # column tasks per thread, for load balance on a busy machine
 MIN_TASK_COLS = 128  # narrower tasks re-read their rows of a too often
 
