@@ -13,8 +13,8 @@ with the flipped, channel-swapped weights; grad_weight multiplies transformed ou
 ``A dY A^T`` by transformed input tiles and maps the sum back with ``G^T dU G``.
 
 A dilation d splits into d_h * d_w undilated convolutions (polyphase): output rows r, r + d, ... read only
-input rows s, s + d, ... with ``s = (r - pad) mod d``, through the undilated kernel. Each phase is copied out
-contiguous, convolved as above and copied back.
+input rows s, s + d, ... with ``s = (r - pad) mod d``, through the undilated kernel. Phases of one geometry
+are copied out stacked along the batch axis, convolved as one layer and copied back.
 """
 
 from __future__ import annotations
@@ -97,9 +97,30 @@ def _phases(geo: ConvGeometry) -> list[_Phase]:
     ]
 
 
-def _part(array: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
-    """array[:, :, rows, cols] as a C-contiguous array (the array itself when the slices take everything)."""
-    return np.ascontiguousarray(array[:, :, rows, cols])
+def _phase_groups(geo: ConvGeometry) -> list[tuple[ConvGeometry, list[_Phase]]]:
+    """The polyphase parts grouped by geometry; each group runs as one convolution of its parts stacked along
+    the batch axis (a "same" dilated layer is one group), whose geometry counts all of their samples."""
+    groups: dict[ConvGeometry, list[_Phase]] = {}
+    for phase in _phases(geo):
+        groups.setdefault(phase.geo, []).append(phase)
+    return [(sub._replace(n=sub.n * len(parts)), parts) for sub, parts in groups.items()]
+
+
+def _stack(array: np.ndarray, windows: list[tuple[slice, slice]]) -> np.ndarray:
+    """array[:, :, rows, cols] of every (rows, cols) window, concatenated along the batch axis, C-contiguous
+    (the array itself for one window that takes everything)."""
+    if windows == [(slice(0, None, 1), slice(0, None, 1))]:
+        return np.ascontiguousarray(array)
+    return np.concatenate([array[:, :, rows, cols] for rows, cols in windows])
+
+
+def _unstack(stacked: np.ndarray, target: np.ndarray, windows: list[tuple[slice, slice]]) -> None:
+    """The inverse of `_stack`: each batch-sized block of ``stacked`` into its window of ``target``."""
+    if stacked is target:
+        return
+    n = target.shape[0]
+    for i, (rows, cols) in enumerate(windows):
+        target[:, :, rows, cols] = stacked[i * n : (i + 1) * n]
 
 
 class _Plan(NamedTuple):
@@ -208,12 +229,11 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
         return out
     u = _transform_weight(weight, tile)
     b = np.zeros(geo.k, dtype=x.dtype) if bias is None else bias
-    phases = _phases(geo)
-    for ph in phases:
-        part = out if ph.geo == geo else np.empty((geo.n, geo.k, ph.geo.oh, ph.geo.ow), dtype=x.dtype)
-        _convolve(_part(x, ph.in_rows, ph.in_cols), u, b, part, ph.geo.pad_h, ph.geo.pad_w, geo.groups, tile)
-        if part is not out:
-            out[:, :, ph.out_rows, ph.out_cols] = part
+    for sub, parts in _phase_groups(geo):
+        inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
+        part = out if sub == geo else np.empty((sub.n, geo.k, sub.oh, sub.ow), dtype=x.dtype)
+        _convolve(_stack(x, inputs), u, b, part, sub.pad_h, sub.pad_w, geo.groups, tile)
+        _unstack(part, out, outputs)
     return out
 
 
@@ -224,24 +244,23 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry, tile
     convolution with per-group in/out channels swapped and top/left padding ``2 - pad`` (the bottom/right
     padding follows from the output size h x w).
     """
-    phases = _phases(geo)
     # Each input phase is read by one output phase at most (r -> (r - pad) mod d is one-to-one), but an
     # output smaller than the dilation leaves some input phases unread: their gradient is zero.
-    dx = (np.empty if len(phases) == geo.dil_h * geo.dil_w else np.zeros)((geo.n, geo.c, geo.h, geo.w), grad_out.dtype)
+    covered = len(_phases(geo)) == geo.dil_h * geo.dil_w
+    dx = (np.empty if covered else np.zeros)((geo.n, geo.c, geo.h, geo.w), grad_out.dtype)
     if geo.n == 0:
         return dx
     g, kg, cg = geo.groups, geo.k // geo.groups, geo.c // geo.groups
     flipped = weight.reshape(g, kg, cg, 3, 3).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1].reshape(geo.c, kg, 3, 3)
     u = _transform_weight(np.ascontiguousarray(flipped), tile)
     b = np.zeros(geo.c, dtype=grad_out.dtype)
-    for ph in phases:
-        if ph.geo.h == 0 or ph.geo.w == 0:
+    for sub, parts in _phase_groups(geo):
+        if sub.h == 0 or sub.w == 0:
             continue
-        part = dx if ph.geo == geo else np.empty((geo.n, geo.c, ph.geo.h, ph.geo.w), dtype=grad_out.dtype)
-        go = _part(grad_out, ph.out_rows, ph.out_cols)
-        _convolve(go, u, b, part, 2 - ph.geo.pad_h, 2 - ph.geo.pad_w, g, tile)
-        if part is not dx:
-            dx[:, :, ph.in_rows, ph.in_cols] = part
+        inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
+        part = dx if sub == geo else np.empty((sub.n, geo.c, sub.h, sub.w), dtype=grad_out.dtype)
+        _convolve(_stack(grad_out, outputs), u, b, part, 2 - sub.pad_h, 2 - sub.pad_w, g, tile)
+        _unstack(part, dx, inputs)
     return dx
 
 
@@ -249,10 +268,10 @@ def grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry, tile: in
     """dL/dweight of `forward`: x (n, c, h, w), grad_out (n, k, oh, ow) -> new (k, c/groups, 3, 3) array:
     the sum over polyphase parts of `_undilated_grad_weight`."""
     total = np.zeros((geo.k, geo.c // geo.groups, 3, 3), dtype=x.dtype)
-    for ph in _phases(geo):
-        if ph.geo.h and ph.geo.w:
-            x_part, go_part = _part(x, ph.in_rows, ph.in_cols), _part(grad_out, ph.out_rows, ph.out_cols)
-            total += _undilated_grad_weight(x_part, go_part, ph.geo, tile)
+    for sub, parts in _phase_groups(geo):
+        if sub.h and sub.w:
+            inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
+            total += _undilated_grad_weight(_stack(x, inputs), _stack(grad_out, outputs), sub, tile)
     return total
 
 
