@@ -2,7 +2,7 @@
 
 Takes numpy's matmul operands (2-D, or stacks of matrices whose leading dimensions broadcast to ``out``'s)
 and writes ``out = a @ b``, or adds to it with ``accumulate=True``. The Numba kernel serves float32/float64
-outputs with unit stride along their last axis, for products of at least `SMALL_FLOPS`; anything else, and
+outputs with unit stride along their last axis, except small products (`SMALL_FLOPS`); anything else, and
 CPUs without AVX-512 (where its 512-bit register tile would spill), goes to numpy's BLAS.
 """
 
@@ -17,10 +17,12 @@ from ..kernels import gemm as kernels
 HAS_AVX512 = bool(binding.get_host_cpu_features().get("avx512f", False))
 """Whether the Numba kernel serves products here (its register tile is 2 * MR AVX-512 vectors)."""
 
-SMALL_FLOPS = 2 * 4 * 65536
-"""Products below this many flops go to numpy: OpenBLAS runs them on the calling thread (below its
-multithreading threshold, m * n * k < 4 * 65536), faster than the ~20 us that setting up a parallel product
-costs, and without waking its thread pool, which would then spin on the cores the next Numba kernel needs."""
+SMALL_FLOPS = 1 << 22
+"""Products below this many flops whose every matrix is below OpenBLAS's multithreading threshold
+(m * n * k < `BLAS_SINGLE_THREAD_MNK`) go to numpy: OpenBLAS runs them on the calling thread, faster than the
+~20 us that setting up a parallel product costs (64x64x64: 6 us against 20 us), and without waking its
+thread pool, which would then spin on the cores the next Numba kernel needs."""
+BLAS_SINGLE_THREAD_MNK = 4 * 65536
 TASKS_PER_THREAD = 4  # column tasks per thread, for load balance on a busy machine
 MIN_TASK_COLS = 128  # narrower tasks re-read their rows of a too often
 
@@ -53,7 +55,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
     """
     m, n = out.shape[-2:]
     k = a.shape[-1]
-    served = HAS_AVX512 and out.dtype in (np.float32, np.float64) and k > 0 and 2 * out.size * k >= SMALL_FLOPS
+    small = 2 * out.size * k < SMALL_FLOPS and m * n * k < BLAS_SINGLE_THREAD_MNK
+    served = HAS_AVX512 and out.dtype in (np.float32, np.float64) and k > 0 and not small
     out3 = _batch_view(out, m, n) if served else None
     if out3 is None or out.strides[-1] != out.itemsize:
         if accumulate:
