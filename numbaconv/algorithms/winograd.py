@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import runtime
 from ..geometry import ConvGeometry
-from ..kernels.winograd import make_output_transform, make_tile_transform
+from ..kernels.winograd import gather_phases, make_output_transform, make_tile_transform, scatter_phases
 from .gemm import matmul
 
 # (A^T, G, B^T). F(2x2, 3x3) is Lavin & Gray's (interpolation points 0, 1, -1, inf). F(4x4, 3x3) uses the
@@ -106,21 +106,27 @@ def _phase_groups(geo: ConvGeometry) -> list[tuple[ConvGeometry, list[_Phase]]]:
     return [(sub._replace(n=sub.n * len(parts)), parts) for sub, parts in groups.items()]
 
 
-def _stack(array: np.ndarray, windows: list[tuple[slice, slice]]) -> np.ndarray:
-    """array[:, :, rows, cols] of every (rows, cols) window, concatenated along the batch axis, C-contiguous
-    (the array itself for one window that takes everything)."""
+def _starts(windows: list[tuple[slice, slice]]) -> np.ndarray:
+    """The first row and column of each (rows, cols) window, as `gather_phases` takes them."""
+    return np.array([(rows.start, cols.start) for rows, cols in windows], dtype=np.int64).reshape(-1, 2)
+
+
+def _stack(array: np.ndarray, windows: list[tuple[slice, slice]], h: int, w: int, name: str) -> np.ndarray:
+    """array[:, :, rows, cols] (h x w each) of every (rows, cols) window, stacked along the batch axis into
+    workspace ``name`` (the array itself for one window that takes everything)."""
     if windows == [(slice(0, None, 1), slice(0, None, 1))]:
         return np.ascontiguousarray(array)
-    return np.concatenate([array[:, :, rows, cols] for rows, cols in windows])
+    stacked = runtime.workspace(name, (len(windows) * array.shape[0], array.shape[1], h, w), array.dtype)
+    rows, cols = windows[0]
+    gather_phases(np.ascontiguousarray(array), _starts(windows), rows.step, cols.step, stacked)
+    return stacked
 
 
 def _unstack(stacked: np.ndarray, target: np.ndarray, windows: list[tuple[slice, slice]]) -> None:
     """The inverse of `_stack`: each batch-sized block of ``stacked`` into its window of ``target``."""
-    if stacked is target:
-        return
-    n = target.shape[0]
-    for i, (rows, cols) in enumerate(windows):
-        target[:, :, rows, cols] = stacked[i * n : (i + 1) * n]
+    if stacked is not target:
+        rows, cols = windows[0]
+        scatter_phases(stacked, _starts(windows), rows.step, cols.step, target)
 
 
 class _Plan(NamedTuple):
@@ -231,8 +237,10 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
     b = np.zeros(geo.k, dtype=x.dtype) if bias is None else bias
     for sub, parts in _phase_groups(geo):
         inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
-        part = out if sub == geo else np.empty((sub.n, geo.k, sub.oh, sub.ow), dtype=x.dtype)
-        _convolve(_stack(x, inputs), u, b, part, sub.pad_h, sub.pad_w, geo.groups, tile)
+        part = out if sub == geo else runtime.workspace("winograd.parts_out", (sub.n, geo.k, sub.oh, sub.ow), x.dtype)
+        _convolve(
+            _stack(x, inputs, sub.h, sub.w, "winograd.parts_in"), u, b, part, sub.pad_h, sub.pad_w, geo.groups, tile
+        )
         _unstack(part, out, outputs)
     return out
 
@@ -258,8 +266,9 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry, tile
         if sub.h == 0 or sub.w == 0:
             continue
         inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
-        part = dx if sub == geo else np.empty((sub.n, geo.c, sub.h, sub.w), dtype=grad_out.dtype)
-        _convolve(_stack(grad_out, outputs), u, b, part, 2 - sub.pad_h, 2 - sub.pad_w, g, tile)
+        part = dx if sub == geo else runtime.workspace("winograd.parts_out", (sub.n, geo.c, sub.h, sub.w), dx.dtype)
+        parts_in = _stack(grad_out, outputs, sub.oh, sub.ow, "winograd.parts_in")
+        _convolve(parts_in, u, b, part, 2 - sub.pad_h, 2 - sub.pad_w, g, tile)
         _unstack(part, dx, inputs)
     return dx
 
@@ -271,7 +280,9 @@ def grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry, tile: in
     for sub, parts in _phase_groups(geo):
         if sub.h and sub.w:
             inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
-            total += _undilated_grad_weight(_stack(x, inputs), _stack(grad_out, outputs), sub, tile)
+            x_parts = _stack(x, inputs, sub.h, sub.w, "winograd.parts_in")
+            g_parts = _stack(grad_out, outputs, sub.oh, sub.ow, "winograd.parts_out")
+            total += _undilated_grad_weight(x_parts, g_parts, sub, tile)
     return total
 
 

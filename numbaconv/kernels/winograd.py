@@ -192,3 +192,38 @@ def make_output_transform(mat: np.ndarray):
                             out[img, ch, th * m + p, x] = rows_buf[b, p, _U(base + x)]
 
     return output_transform
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def gather_phases(src, starts, step_h, step_w, dst):
+    """dst[p * n + b, ch] = src[b, ch, r_p::step_h, c_p::step_w] cropped to dst's (h, w), with
+    (r_p, c_p) = starts[p]: the polyphase parts of a dilated layer stacked along the batch axis.
+
+    src: (n, c, H, W); starts: (parts, 2) int64; dst: (parts * n, c, h, w). One thread per destination plane.
+    """
+    n, c = src.shape[0], src.shape[1]
+    h, w = dst.shape[2], dst.shape[3]
+    for job in prange(dst.shape[0] * c):
+        plane, ch = job // c, job % c
+        part, b = plane // n, plane % n
+        r0, c0 = starts[part, 0], starts[part, 1]
+        for y in range(h):
+            row = r0 + y * step_h
+            for x in range(w):
+                dst[plane, ch, y, x] = src[b, ch, _U(row), _U(c0 + x * step_w)]
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def scatter_phases(src, starts, step_h, step_w, dst):
+    """The inverse of `gather_phases`: dst[b, ch, r_p::step_h, c_p::step_w] (cropped to src's planes) =
+    src[p * n + b, ch]. One thread per source plane; the parts' positions never overlap."""
+    n, c = dst.shape[0], dst.shape[1]
+    h, w = src.shape[2], src.shape[3]
+    for job in prange(src.shape[0] * c):
+        plane, ch = job // c, job % c
+        part, b = plane // n, plane % n
+        r0, c0 = starts[part, 0], starts[part, 1]
+        for y in range(h):
+            row = r0 + y * step_h
+            for x in range(w):
+                dst[b, ch, _U(row), _U(c0 + x * step_w)] = src[plane, ch, y, x]
