@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import runtime
 from ..geometry import ConvGeometry
-from ..kernels.winograd import gather_phases, make_output_transform, make_tile_transform, scatter_phases
+from ..kernels.winograd import make_output_transform, make_tile_transform, move_phases
 from .gemm import matmul
 
 # (A^T, G, B^T). F(2x2, 3x3) is Lavin & Gray's (interpolation points 0, 1, -1, inf). F(4x4, 3x3) uses the
@@ -107,7 +107,7 @@ def _phase_groups(geo: ConvGeometry) -> list[tuple[ConvGeometry, list[_Phase]]]:
 
 
 def _starts(windows: list[tuple[slice, slice]]) -> np.ndarray:
-    """The first row and column of each (rows, cols) window, as `gather_phases` takes them."""
+    """The first row and column of each (rows, cols) window, as `move_phases` takes them."""
     return np.array([(rows.start, cols.start) for rows, cols in windows], dtype=np.int64).reshape(-1, 2)
 
 
@@ -118,7 +118,7 @@ def _stack(array: np.ndarray, windows: list[tuple[slice, slice]], h: int, w: int
         return np.ascontiguousarray(array)
     stacked = runtime.workspace(name, (len(windows) * array.shape[0], array.shape[1], h, w), array.dtype)
     rows, cols = windows[0]
-    gather_phases(np.ascontiguousarray(array), _starts(windows), rows.step, cols.step, stacked)
+    move_phases(np.ascontiguousarray(array), _starts(windows), rows.step, cols.step, stacked, True)
     return stacked
 
 
@@ -126,7 +126,7 @@ def _unstack(stacked: np.ndarray, target: np.ndarray, windows: list[tuple[slice,
     """The inverse of `_stack`: each batch-sized block of ``stacked`` into its window of ``target``."""
     if stacked is not target:
         rows, cols = windows[0]
-        scatter_phases(stacked, _starts(windows), rows.step, cols.step, target)
+        move_phases(target, _starts(windows), rows.step, cols.step, stacked, False)
 
 
 class _Plan(NamedTuple):

@@ -195,35 +195,25 @@ def make_output_transform(mat: np.ndarray):
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def gather_phases(src, starts, step_h, step_w, dst):
-    """dst[p * n + b, ch] = src[b, ch, r_p::step_h, c_p::step_w] cropped to dst's (h, w), with
-    (r_p, c_p) = starts[p]: the polyphase parts of a dilated layer stacked along the batch axis.
+def move_phases(array, starts, step_h, step_w, stacked, gather):
+    """Between an array and its polyphase parts stacked along the batch axis: part p of sample b is
+    ``array[b, :, r_p::step_h, c_p::step_w]`` cropped to stacked's (h, w), with (r_p, c_p) = starts[p], and
+    sits at ``stacked[p * n + b]``. ``gather``: copy the parts into stacked; else copy stacked back into
+    the parts of array (their positions never overlap).
 
-    src: (n, c, H, W); starts: (parts, 2) int64; dst: (parts * n, c, h, w). One thread per destination plane.
+    array: (n, c, H, W); starts: (parts, 2) int64; stacked: (parts * n, c, h, w). One thread per stacked plane.
     """
-    n, c = src.shape[0], src.shape[1]
-    h, w = dst.shape[2], dst.shape[3]
-    for job in prange(dst.shape[0] * c):
+    n, c = array.shape[0], array.shape[1]
+    h, w = stacked.shape[2], stacked.shape[3]
+    for job in prange(stacked.shape[0] * c):
         plane, ch = job // c, job % c
         part, b = plane // n, plane % n
         r0, c0 = starts[part, 0], starts[part, 1]
         for y in range(h):
-            row = r0 + y * step_h
-            for x in range(w):
-                dst[plane, ch, y, x] = src[b, ch, _U(row), _U(c0 + x * step_w)]
-
-
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def scatter_phases(src, starts, step_h, step_w, dst):
-    """The inverse of `gather_phases`: dst[b, ch, r_p::step_h, c_p::step_w] (cropped to src's planes) =
-    src[p * n + b, ch]. One thread per source plane; the parts' positions never overlap."""
-    n, c = dst.shape[0], dst.shape[1]
-    h, w = src.shape[2], src.shape[3]
-    for job in prange(src.shape[0] * c):
-        plane, ch = job // c, job % c
-        part, b = plane // n, plane % n
-        r0, c0 = starts[part, 0], starts[part, 1]
-        for y in range(h):
-            row = r0 + y * step_h
-            for x in range(w):
-                dst[b, ch, _U(row), _U(c0 + x * step_w)] = src[plane, ch, y, x]
+            row = _U(r0 + y * step_h)
+            if gather:
+                for x in range(w):
+                    stacked[plane, ch, y, x] = array[b, ch, row, _U(c0 + x * step_w)]
+            else:
+                for x in range(w):
+                    array[b, ch, row, _U(c0 + x * step_w)] = stacked[plane, ch, y, x]
