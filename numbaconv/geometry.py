@@ -131,6 +131,18 @@ class ConvPlan(NamedTuple):
     padding_mode: str
 
 
+_SPECS: dict[tuple, ConvSpec] = {}
+_SPECS_MAX = 1024
+
+
+def _typed_key(value: object) -> object:
+    """A dict key that tells apart values that compare equal across types (True and 1, 2.0 and 2)."""
+    if isinstance(value, tuple):
+        return tuple(_typed_key(v) for v in value)
+    hash(value)
+    return type(value), value
+
+
 def _int_pair(name: str, value: IntPair, minimum: int) -> tuple[int, int]:
     """Normalise an int or a pair of ints, each at least ``minimum``, to a pair."""
     pair = (value, value) if _is_int(value) else value
@@ -170,7 +182,23 @@ class ConvSpec(NamedTuple):
         groups: int = 1,
         padding_mode: str = "zeros",
     ) -> ConvSpec:
-        """Validate and normalise the shape-independent arguments."""
+        """Validate and normalise the shape-independent arguments (remembered per distinct arguments: a layer
+        passes the same ones on every call)."""
+        args = (stride, padding, dilation, groups, padding_mode)
+        try:
+            key = _typed_key(args)
+            spec = _SPECS.get(key)
+        except TypeError:  # an unhashable argument (a list): validate it every time
+            key = spec = None
+        if spec is None:
+            spec = cls._validate(*args)
+            if key is not None and len(_SPECS) < _SPECS_MAX:
+                _SPECS[key] = spec
+        return spec
+
+    @classmethod
+    def _validate(cls, stride, padding, dilation, groups, padding_mode) -> ConvSpec:
+        """`from_args` without the memo."""
         stride_pair = _int_pair("stride", stride, 1)
         dilation_pair = _int_pair("dilation", dilation, 1)
         if isinstance(padding, str):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.metadata
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -83,7 +84,8 @@ def get_num_threads() -> int:
 def parallel_section() -> Iterator[None]:
     """Hold the engine lock and apply the thread count for the calling thread's Numba launches."""
     with _lock:
-        numba.set_num_threads(_num_threads)
+        if numba.get_num_threads() != _num_threads:  # the setting is per Python thread
+            numba.set_num_threads(_num_threads)
         yield
 
 
@@ -93,7 +95,7 @@ def workspace(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     Buffers are kept per (name, dtype) and only grow, so a steady workload stops allocating (and stops
     page-faulting) after its first call. Call only inside `parallel_section`: the buffers are shared.
     """
-    size = int(np.prod(shape, dtype=np.int64))
+    size = math.prod(shape)
     key = (name, np.dtype(dtype))
     buffer = _workspaces.get(key)
     if buffer is None or buffer.size < size:

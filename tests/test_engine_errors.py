@@ -410,3 +410,15 @@ def test_empty_dimensions():
         numbaconv.conv2d(x, np.zeros((0, 4, 3, 3)))
     with pytest.raises(ValueError, match=r"\bx\b"):
         numbaconv.conv2d(np.zeros((2, 4, 0, 6)), w)
+
+
+def test_remembered_arguments_do_not_admit_equal_values_of_other_types():
+    """ConvSpec remembers validated arguments; True (== 1), 2.0 (== 2) and (1, True) must still be refused
+    after the int versions were accepted."""
+    x, w = _arrays()
+    for good, bad in [({"stride": 1}, {"stride": True}), ({"stride": 2}, {"stride": 2.0}),
+                      ({"dilation": (1, 1)}, {"dilation": (1, True)}), ({"groups": 1}, {"groups": True})]:  # fmt: skip
+        numbaconv.conv2d(x, w, **good)
+        with pytest.raises(TypeError) as e:
+            numbaconv.conv2d(x, w, **bad)
+        shows(e, repr(next(iter(bad.values()))))
