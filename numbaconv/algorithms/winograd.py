@@ -299,7 +299,8 @@ def _undilated_grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometr
     a = tile + 2
     tiles_h, tiles_w, total_rows, rows = _tiling(geo.oh, geo.ow, geo.n, geo.c + k, tile, x.dtype)
     rows_buf, tiles_buf = _scratch(tile, tiles_w, x.dtype)
-    du = runtime.workspace("winograd.dU", (a * a * g, k // g, cg), x.dtype)
+    # The passes that transform weights are not running: their buffer takes dU, which has the same size.
+    du = runtime.workspace("winograd.U", (a * a * g, k // g, cg), x.dtype)
     for row0 in range(0, total_rows, rows):
         t = min(rows, total_rows - row0) * tiles_w
         v = runtime.workspace("winograd.V", (a * a * g, cg, t), x.dtype)
