@@ -153,8 +153,8 @@ def _tile(overwrite, a, a_off, lda, a_step, b, b_off, ldb, kc, c, target, scratc
 def _pack_a_sliver(a, item, row0, rows, col0, cols, scratch, blk):
     """scratch[blk, :MR * cols] <- a[item, row0:row0+rows, col0:col0+cols] as (MR, cols), zero rows below."""
     for i in range(rows):
-        for p in range(cols):
-            scratch[blk, i * cols + p] = a[item, row0 + i, col0 + p]
+        for p in range(cols):  # unsigned indices: no negative-index wraparound in the copy
+            scratch[blk, np.uint64(i * cols + p)] = a[np.uint64(item), np.uint64(row0 + i), np.uint64(col0 + p)]
     for q in range(rows * cols, MR * cols):
         scratch[blk, q] = 0
 
@@ -193,14 +193,16 @@ def pack_b(b, nr, slots, bpack):
         for p in range(rows):
             for j in range(width, nr):
                 bpack[base + p * nr + j] = 0
+        # Unsigned indices: Numba then emits no negative-index wraparound in these copy loops.
+        i0, r0, c0 = np.uint64(item), np.uint64(row0), np.uint64(col0)
         if along_rows:
             for j in range(width):
                 for p in range(rows):
-                    bpack[base + p * nr + j] = b[item, row0 + p, col0 + j]
+                    bpack[np.uint64(base + p * nr + j)] = b[i0, r0 + np.uint64(p), c0 + np.uint64(j)]
         else:
             for p in range(rows):
                 for j in range(width):
-                    bpack[base + p * nr + j] = b[item, row0 + p, col0 + j]
+                    bpack[np.uint64(base + p * nr + j)] = b[i0, r0 + np.uint64(p), c0 + np.uint64(j)]
 
 
 @njit(cache=True)
