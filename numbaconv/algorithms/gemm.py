@@ -23,7 +23,7 @@ SMALL_FLOPS = 1 << 22
 ~20 us that setting up a parallel product costs (64x64x64: 6 us against 20 us), and without waking its
 thread pool, which would then spin on the cores the next Numba kernel needs."""
 BLAS_SINGLE_THREAD_MNK = 4 * 65536
-TASKS_PER_THREAD = 4  # column tasks per thread, for load balance on a busy machine
+TASKS_PER_THREAD = 4  # tasks per thread, for load balance on a busy machine
 MIN_TASK_COLS = 128  # narrower tasks re-read their rows of a too often
 
 
