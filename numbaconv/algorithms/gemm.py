@@ -12,10 +12,10 @@ import numpy as np
 from llvmlite import binding
 
 from .. import runtime
-from ..kernels import gemm as kernels
 
 HAS_AVX512 = bool(binding.get_host_cpu_features().get("avx512f", False))
-"""Whether the Numba kernel serves products here (its register tile is 2 * MR AVX-512 vectors)."""
+"""Whether the Numba kernel serves products here (its register tile is 2 * MR AVX-512 vectors); without it
+`numbaconv.kernels.gemm` is never imported, so never compiled."""
 
 SMALL_FLOPS = 1 << 22
 """Products below this many flops whose every matrix is below OpenBLAS's multithreading threshold
@@ -37,14 +37,15 @@ def _batch_view(array: np.ndarray, rows: int, cols: int) -> np.ndarray | None:
     return view
 
 
-def _task_shape(batch: int, m: int, n: int, nr: int, threads: int) -> tuple[int, int]:
+def _task_shape(batch: int, m: int, n: int, nr: int, threads: int, mr: int, mc: int) -> tuple[int, int]:
     """(rows, columns) of c per task, aiming at TASKS_PER_THREAD tasks per thread: columns are split first
-    (down to MIN_TASK_COLS), then rows (down to MC), since a row split makes tasks copy the same b slivers."""
+    (down to MIN_TASK_COLS), then rows (down to mc, in multiples of mr), since a row split makes tasks copy
+    the same b slivers."""
     per_item = max(1, -(-TASKS_PER_THREAD * threads // batch))
     cols = max(MIN_TASK_COLS, -(-n // per_item))
     col_tasks = -(-n // cols)
-    rows = max(kernels.MC, -(-m // max(1, -(-per_item // col_tasks))))
-    return -(-rows // kernels.MR) * kernels.MR, -(-cols // nr) * nr
+    rows = max(mc, -(-m // max(1, -(-per_item // col_tasks))))
+    return -(-rows // mr) * mr, -(-cols // nr) * nr
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = False) -> np.ndarray:
@@ -64,6 +65,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
         else:
             np.matmul(a, b, out=out)
         return out
+    from ..kernels import gemm as kernels  # here: importing it compiles (or loads) the kernels for both dtypes
+
     batch_shape = out.shape[:-2]
     a3 = _batch_view(np.broadcast_to(a, (*batch_shape, m, k)), m, k)
     b3 = _batch_view(np.broadcast_to(b, (*batch_shape, k, n)), k, n)
@@ -74,7 +77,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
         return out
     nr = 2 * kernels.lanes(out.dtype)
     threads = runtime.get_num_threads()
-    task_rows, task_cols = _task_shape(out3.shape[0], m, n, nr, threads)
+    task_rows, task_cols = _task_shape(out3.shape[0], m, n, nr, threads, kernels.MR, kernels.MC)
     in_place = b3.strides[2] == b3.itemsize
     slots = kernels.packed_b_slots(n, nr, in_place)
     bpack = runtime.workspace("gemm.b", (max(1, kernels.packed_b_size(*b3.shape, nr, in_place)),), out.dtype)
