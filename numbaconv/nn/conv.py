@@ -8,15 +8,11 @@ ConvTranspose2d's weight is ``(C_in, C_out / groups, kH, kW)`` and its output is
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
-
-import numpy as np
+from collections.abc import Callable, Iterable
 
 from . import functional as F
 from . import init
-from .module import Module, factory_dtype
-from .parameter import Parameter
+from .module import Module, add_weight_and_bias, factory_dtype
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -83,20 +79,12 @@ class _ConvNd(Module):
         else:
             self._reversed_padding_repeated_twice = tuple(p for p in reversed(padding) for _ in range(2))
         shape = (in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups)
-        self.weight = Parameter(np.empty(shape + tuple(kernel_size), dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        add_weight_and_bias(self, shape + tuple(kernel_size), out_channels, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """PyTorch's default: weight ~ kaiming_uniform_(a=sqrt(5)), bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init._reset_weight_and_bias(self.weight, self.bias)
 
     def extra_repr(self) -> str:
         s = "{in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}"
@@ -115,8 +103,11 @@ class _ConvNd(Module):
         return s.format(**self.__dict__)
 
 
-class Conv1d(_ConvNd):
-    """1-D convolution over ``(N, C_in, L)``: ``L_out = floor((L + 2p - d(k - 1) - 1) / s + 1)``."""
+class _ConvForward(_ConvNd):
+    """Conv1d and Conv2d: the same constructor and forward, over ``_expand``-ed sizes and ``_functional``."""
+
+    _expand: Callable  # int or tuple -> a tuple of the layer's dimensionality
+    _functional: Callable  # F.conv1d or F.conv2d
 
     def __init__(
         self,
@@ -132,51 +123,36 @@ class Conv1d(_ConvNd):
         device=None,
         dtype=None,
     ) -> None:
+        expand = self._expand
         super().__init__(
-            in_channels, out_channels, _single(kernel_size), _single(stride),
-            padding if isinstance(padding, str) else _single(padding), _single(dilation),
-            False, _single(0), groups, bias, padding_mode, device, dtype,
+            in_channels, out_channels, expand(kernel_size), expand(stride),
+            padding if isinstance(padding, str) else expand(padding), expand(dilation),
+            False, expand(0), groups, bias, padding_mode, device, dtype,
         )  # fmt: skip
 
     def forward(self, input):
-        return F.conv1d(
+        return self._functional(
             input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
             padding_mode=self.padding_mode,
         )  # fmt: skip
 
 
-class Conv2d(_ConvNd):
+class Conv1d(_ConvForward):
+    """1-D convolution over ``(N, C_in, L)``: ``L_out = floor((L + 2p - d(k - 1) - 1) / s + 1)``."""
+
+    _expand = staticmethod(_single)
+    _functional = staticmethod(F.conv1d)
+
+
+class Conv2d(_ConvForward):
     """2-D convolution over ``(N, C_in, H, W)``, every option of ``torch.nn.Conv2d``.
 
     ``padding`` is an int, a pair, ``"valid"`` (none) or ``"same"`` (output size = input size, stride 1);
     ``padding_mode`` is ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__(
-            in_channels, out_channels, _pair(kernel_size), _pair(stride),
-            padding if isinstance(padding, str) else _pair(padding), _pair(dilation),
-            False, _pair(0), groups, bias, padding_mode, device, dtype,
-        )  # fmt: skip
-
-    def forward(self, input):
-        return F.conv2d(
-            input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-            padding_mode=self.padding_mode,
-        )  # fmt: skip
+    _expand = staticmethod(_pair)
+    _functional = staticmethod(F.conv2d)
 
 
 class ConvTranspose2d(_ConvNd):

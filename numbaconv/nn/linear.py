@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
 from . import functional as F
 from . import init
-from .module import Module, factory_dtype
-from .parameter import Parameter
+from .module import Module, add_weight_and_bias, factory_dtype
 
 
 class Identity(Module):
@@ -32,19 +27,12 @@ class Linear(Module):
         super().__init__()
         dtype = factory_dtype(device, dtype)
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_features, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        add_weight_and_bias(self, (out_features, in_features), out_features, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        """PyTorch's default initialisation (see the class docstring)."""
+        init._reset_weight_and_bias(self.weight, self.bias)
 
     def forward(self, input):
         return F.linear(input, self.weight, self.bias)

@@ -41,6 +41,16 @@ def _check_device(device) -> None:
         raise ValueError(f'numbaconv runs on the CPU only: device must be "cpu", got {str(device)!r}')
 
 
+def add_weight_and_bias(module: Module, weight_shape: tuple[int, ...], bias_size: int, bias: bool, dtype) -> None:
+    """Give ``module`` the parameters ``weight`` (weight_shape) and ``bias`` (bias_size,), or bias None, as
+    uninitialised arrays of ``dtype``; the layer's ``reset_parameters`` fills them."""
+    module.weight = Parameter(np.empty(weight_shape, dtype=dtype))
+    if bias:
+        module.bias = Parameter(np.empty(bias_size, dtype=dtype))
+    else:
+        module.register_parameter("bias", None)
+
+
 def factory_dtype(device=None, dtype=None) -> np.dtype:
     """The dtype a layer's parameters get from its ``device=``/``dtype=`` arguments (default float32)."""
     _check_device(device)
