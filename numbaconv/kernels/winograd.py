@@ -25,6 +25,24 @@ from . import FASTMATH
 _U = np.uint64
 
 
+@njit(cache=True, inline="always")
+def _work_split(channels, nrows, tiles_w, tiles_buf):
+    """(tile rows per work item, segments per channel, work items, parallel blocks) for a chunk of ``nrows``
+    tile rows: a work item is one channel's segment of up to tiles_buf.shape[2] // tiles_w tile rows."""
+    seg = max(1, tiles_buf.shape[2] // tiles_w)
+    nseg = (nrows + seg - 1) // seg
+    return seg, nseg, channels * nseg, tiles_buf.shape[0]
+
+
+@njit(cache=True, inline="always")
+def _work_item(item, seg, nseg, row0, nrows, tiles_w):
+    """(channel, first global tile row, end tile row, tiles, first tile column in the chunk) of work item."""
+    ch = item // nseg
+    g_lo = row0 + (item - ch * nseg) * seg
+    g_hi = min(g_lo + seg, row0 + nrows)
+    return ch, g_lo, g_hi, (g_hi - g_lo) * tiles_w, (g_lo - row0) * tiles_w
+
+
 def make_tile_transform(mat: np.ndarray):
     """Kernel ``tile_transform(src, off_h, off_w, row0, tiles_h, tiles_w, dst, rows_buf, tiles_buf)``.
 
@@ -52,17 +70,11 @@ def make_tile_transform(mat: np.ndarray):
         width = tiles_w * step
         x_lo = min(max(off_w, 0), width)
         x_hi = max(min(sw + off_w, width), x_lo)
-        seg = max(1, tiles_buf.shape[2] // tiles_w)
-        nseg = (nrows + seg - 1) // seg
-        items = channels * nseg
-        nblocks = tiles_buf.shape[0]
+        seg, nseg, items, nblocks = _work_split(channels, nrows, tiles_w, tiles_buf)
         hb = s * s
         for b in prange(nblocks):
             for item in range(items * b // nblocks, items * (b + 1) // nblocks):
-                ch = item // nseg
-                g_lo = row0 + (item - ch * nseg) * seg
-                g_hi = min(g_lo + seg, row0 + nrows)
-                nt = (g_hi - g_lo) * tiles_w
+                ch, g_lo, g_hi, nt, t0 = _work_item(item, seg, nseg, row0, nrows, tiles_w)
                 # 1. The s image rows under each tile row, zero padded, laid end to end in R = rows_buf[b, :s]
                 #    so that tile t's first `step` columns sit at R[u, t*step:]; the `e` columns past a row's
                 #    last tile go to O = rows_buf[b, s:2*s].
@@ -112,7 +124,6 @@ def make_tile_transform(mat: np.ndarray):
                                     acc += mat[i, u] * tiles_buf[b, u * s + v, t]
                             tiles_buf[b, hb + i * s + v, t] = acc
                 # 4. Along window rows, into the output: dst[i*a + j] = sum_v mat[j, v] H[i*s + v].
-                t0 = (g_lo - row0) * tiles_w
                 for i in range(a):
                     for t in range(nt):
                         for j in range(a):
@@ -145,18 +156,11 @@ def make_output_transform(mat: np.ndarray):
         ow = out.shape[3]
         channels = prod.shape[1]
         nrows = prod.shape[2] // tiles_w
-        seg = max(1, tiles_buf.shape[2] // tiles_w)
-        nseg = (nrows + seg - 1) // seg
-        items = channels * nseg
-        nblocks = tiles_buf.shape[0]
+        seg, nseg, items, nblocks = _work_split(channels, nrows, tiles_w, tiles_buf)
         fb = a * m
         for b in prange(nblocks):
             for item in range(items * b // nblocks, items * (b + 1) // nblocks):
-                ch = item // nseg
-                g_lo = row0 + (item - ch * nseg) * seg
-                g_hi = min(g_lo + seg, row0 + nrows)
-                nt = (g_hi - g_lo) * tiles_w
-                t0 = (g_lo - row0) * tiles_w
+                ch, g_lo, g_hi, nt, t0 = _work_item(item, seg, nseg, row0, nrows, tiles_w)
                 # 1. Along product rows, into E = tiles_buf[b, :a*m]: E[i*m + q] = sum_j P[i, j] mat[j, q].
                 for i in range(a):
                     for t in range(nt):
