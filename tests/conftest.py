@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-# The oracle is a plain module next to the tests; make it importable however pytest was started.
+# The oracle is a plain module next to the tests, and the benchmarks' `models` defines the networks the tests
+# share with the benchmarks (so they check exactly what is timed): make both importable however pytest was started.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 # "ci" keeps the sweep to a few seconds once kernels are compiled; "thorough" is for hunting bugs locally:
 # HYPOTHESIS_PROFILE=thorough pytest tests/test_engine_hypothesis.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 
+import models
 import numpy as np
 import pytest
 
@@ -64,55 +65,6 @@ CONSTRUCTORS = {
 }
 
 
-def simple_cnn(n, F):
-    class SimpleCNN(n.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = n.Conv2d(3, 16, kernel_size=3, padding=1)
-            self.conv2 = n.Conv2d(16, 32, kernel_size=3, padding=1)
-            self.conv3 = n.Conv2d(32, 64, kernel_size=3, padding=1)
-            self.fc = n.Linear(64 * 4 * 4, 10)
-
-        def forward(self, x):
-            x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-            x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-            x = F.max_pool2d(F.relu(self.conv3(x)), 2)
-            return self.fc(x.view(-1, 64 * 4 * 4))
-
-    return SimpleCNN()
-
-
-def landmark_cnn(n, F, num_classes=10):
-    class LandmarkCNN(n.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = n.Conv2d(3, 32, kernel_size=3, padding=1)
-            self.bn1 = n.BatchNorm2d(32)
-            self.relu1 = n.ReLU()
-            self.pool1 = n.MaxPool2d(kernel_size=2)
-            self.conv2 = n.Conv2d(32, 64, kernel_size=3, padding=1)
-            self.bn2 = n.BatchNorm2d(64)
-            self.relu2 = n.ReLU()
-            self.pool2 = n.MaxPool2d(kernel_size=2)
-            self.conv3 = n.Conv2d(64, 128, kernel_size=3, padding=1)
-            self.bn3 = n.BatchNorm2d(128)
-            self.relu3 = n.ReLU()
-            self.pool3 = n.MaxPool2d(kernel_size=2)
-            self.flatten = n.Flatten()
-            self.fc1 = n.Linear(128 * 4 * 4, 512)
-            self.dropout = n.Dropout(0.5)
-            self.fc2 = n.Linear(512, num_classes)
-
-        def forward(self, x):
-            x = self.pool1(self.relu1(self.bn1(self.conv1(x))))
-            x = self.pool2(self.relu2(self.bn2(self.conv2(x))))
-            x = self.pool3(self.relu3(self.bn3(self.conv3(x))))
-            x = self.relu1(self.fc1(self.flatten(x)))
-            return self.fc2(self.dropout(x))
-
-    return LandmarkCNN()
-
-
 def sequential_net(n, F):
     return n.Sequential(
         n.Conv2d(3, 8, 3, padding=1, padding_mode="reflect"),
@@ -126,7 +78,11 @@ def sequential_net(n, F):
     )
 
 
-MODELS = {"simple": simple_cnn, "landmark": landmark_cnn, "sequential": sequential_net}
+MODELS = {
+    "simple": lambda n, F: models.simple_cnn(n),
+    "landmark": lambda n, F: models.landmark_cnn(n),
+    "sequential": sequential_net,
+}
 
 
 def _torch_bn_has_bias_flag() -> bool:

@@ -18,9 +18,7 @@ Run ``pytest tests/test_parity_torch.py -s`` to see the measured differences ("[
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+import models  # the benchmarks' networks (conftest puts benchmarks/ on the path)
 import numpy as np
 import pytest
 
@@ -28,10 +26,6 @@ import numbaconv
 import numbaconv.nn
 import numbaconv.nn.functional
 import numbaconv.optim
-
-# The benchmarks' model definitions, shared so the parity tests check exactly what is timed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import models  # noqa: E402
 
 torch = pytest.importorskip("torch")
 

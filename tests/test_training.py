@@ -6,32 +6,16 @@ from __future__ import annotations
 
 import time
 
+import models
 import numpy as np
 import pytest
 
 import numbaconv
 import numbaconv.nn as nn
-import numbaconv.nn.functional as F
 import numbaconv.optim as optim
 from numbaconv.data import DataLoader
 
 pytest.importorskip("sklearn")
-
-
-class DigitsCNN(nn.Module):
-    """(N, 1, 8, 8) -> conv 3x3 (16) -> ReLU -> pool -> (16, 4, 4) -> conv 3x3 (32) -> ReLU -> pool -> (32, 2, 2)
-    -> Linear 128 -> 10."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv2d(16, 32, kernel_size=3, padding=1)
-        self.fc = nn.Linear(32 * 2 * 2, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        return self.fc(x.flatten(1))
 
 
 def evaluate(model, loader) -> float:
@@ -50,7 +34,7 @@ def train_digits(epochs: int = 15, batch_size: int = 32, lr: float = 3e-3, seed:
     train_set, test_set = numbaconv.data.digits()
     train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, seed=seed)
     test_loader = DataLoader(test_set, batch_size=256)
-    model = DigitsCNN()
+    model = models.digits_cnn(nn)
     optimizer = optim.Adam(model.parameters(), lr=lr)
     criterion = nn.CrossEntropyLoss()
     losses = []
