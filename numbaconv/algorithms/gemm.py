@@ -65,7 +65,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
         else:
             np.matmul(a, b, out=out)
         return out
-    from ..kernels import gemm as kernels  # here: importing it compiles (or loads) the kernels for both dtypes
+    from ..kernels import gemm as kernels  # imported here: never without AVX-512
 
     batch_shape = out.shape[:-2]
     a3 = _batch_view(np.broadcast_to(a, (*batch_shape, m, k)), m, k)
@@ -83,6 +83,6 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
     bpack = runtime.workspace("gemm.b", (max(1, kernels.packed_b_size(*b3.shape, nr, in_place)),), out.dtype)
     scratch = runtime.workspace("gemm.scratch", (threads, kernels.MR * (kernels.KC + nr)), out.dtype)
     if slots:
-        kernels.pack_b(b3, nr, slots, bpack)
-    kernels.batched_matmul(a3, b3, out3, accumulate, task_rows, task_cols, bpack, scratch)
+        kernels.pack_b(out.dtype)(b3, nr, slots, bpack)
+    kernels.batched_matmul(out.dtype)(a3, b3, out3, accumulate, task_rows, task_cols, bpack, scratch)
     return out

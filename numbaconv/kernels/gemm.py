@@ -17,6 +17,9 @@ each parallel block takes a contiguous run of tasks and owns its row of the scra
 allocated inside the parallel loop.
 """
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
@@ -29,23 +32,38 @@ KC = 256  # reduction steps per packed panel: an a-sliver and a b-sliver stay in
 MC = 96  # rows of a per block: the block's slivers stay in L2 while every b sliver passes
 
 
-def _signatures(*kinds: str) -> list:
-    """Explicit float32 and float64 signatures from argument kinds: "in" (a read-only 3-D operand, any
-    layout), "out" (a writable 3-D result, any layout), "flat"/"rows" (1-D/2-D C-contiguous scratch), "int",
-    "bool". With them Numba compiles each kernel once per dtype (ahead of the first call) instead of once per
-    combination of operand layouts and read-only flags: about 25 s less at a first start-up."""
-    signatures = []
-    for dtype in (types.float32, types.float64):
-        arg_types = {
-            "in": types.Array(dtype, 3, "A", readonly=True),
-            "out": types.Array(dtype, 3, "A"),
-            "flat": types.Array(dtype, 1, "C"),
-            "rows": types.Array(dtype, 2, "C"),
-            "int": types.int64,
-            "bool": types.boolean,
-        }
-        signatures.append(types.void(*(arg_types[kind] for kind in kinds)))
-    return signatures
+compiled_kernels: list = []
+"""The dispatchers `_per_dtype` has made so far (`numbaconv info` lists them with the other kernels)."""
+
+
+def _per_dtype(*kinds: str) -> Callable:
+    """Decorator: ``kernel(dtype)`` is the parallel kernel compiled for that dtype, on first use, from an
+    explicit signature of argument kinds: "in" (a read-only 3-D operand, any layout), "out" (a writable 3-D
+    result, any layout), "flat"/"rows" (1-D/2-D C-contiguous scratch), "int", "bool". Numba then compiles it
+    once per dtype instead of once per combination of operand layouts and read-only flags (about 25 s less
+    at a first start-up), and only for the dtypes used."""
+
+    def decorate(func: Callable) -> Callable:
+        @functools.cache
+        def compiled(dtype: np.dtype) -> Callable:
+            element = types.float32 if np.dtype(dtype) == np.float32 else types.float64
+            arg_types = {
+                "in": types.Array(element, 3, "A", readonly=True),
+                "out": types.Array(element, 3, "A"),
+                "flat": types.Array(element, 1, "C"),
+                "rows": types.Array(element, 2, "C"),
+                "int": types.int64,
+                "bool": types.boolean,
+            }
+            signature = types.void(*(arg_types[kind] for kind in kinds))
+            kernel = njit([signature], parallel=True, cache=True)(func)
+            compiled_kernels.append(kernel)
+            return kernel
+
+        compiled.__doc__ = func.__doc__
+        return compiled
+
+    return decorate
 
 
 def lanes(dtype) -> int:
@@ -189,7 +207,7 @@ def packed_b_slots(n: int, nr: int, in_place: bool) -> int:
     return -(-n // nr) if not in_place else int(n % nr != 0)
 
 
-@njit(_signatures("in", "int", "int", "flat"), parallel=True, cache=True)
+@_per_dtype("in", "int", "int", "flat")
 def pack_b(b, nr, slots, bpack):
     """Copy the slivers of b the product cannot read in place into bpack, zero-padded to nr columns.
 
@@ -258,7 +276,7 @@ def _panel(a, b, c, item, m0, m1, n0, n1, pc, kc, overwrite, bpack, scratch, blk
                     )
 
 
-@njit(_signatures("in", "in", "out", "bool", "int", "int", "flat", "rows"), parallel=True, cache=True)
+@_per_dtype("in", "in", "out", "bool", "int", "int", "flat", "rows")
 def batched_matmul(a, b, c, accumulate, task_rows, task_cols, bpack, scratch):
     """c[i] = a[i] @ b[i] (or c[i] += ... when ``accumulate``) for every batch item i.
 
