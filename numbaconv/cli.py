@@ -36,8 +36,9 @@ def _stderr(message: str) -> None:
 
 
 def kernel_dispatchers() -> list:
-    """The Numba kernels Python calls: every public ``@njit`` function of ``numbaconv.kernels`` and the
-    Winograd transforms (built per tile size and dtype). Their helpers are compiled into them."""
+    """The Numba kernels Python calls: every public ``@njit`` function of ``numbaconv.kernels``, the Winograd
+    transforms (built per tile size and dtype) and the GEMM's kernels for the dtypes used so far. Their helpers
+    are compiled into them."""
     import importlib
     import pkgutil
 
@@ -55,6 +56,7 @@ def kernel_dispatchers() -> list:
             for name, obj in vars(module).items()
             if isinstance(obj, Dispatcher) and not name.startswith("_") and obj.py_func.__module__ == module.__name__
         ]
+        found += getattr(module, "compiled_kernels", [])  # the GEMM's, made per dtype on first use
     for tile in dispatch.WINOGRAD_TILES:
         for dtype in (float32, float64):
             found += [obj for obj in winograd._plan(tile, dtype) if isinstance(obj, Dispatcher)]
@@ -117,11 +119,11 @@ def compile_notice(write: Callable[[str], None] = _stderr) -> Iterator[None]:
 
 def warm() -> None:
     """Compile every kernel ahead of time: each algorithm's three passes (stride 1 and 2, 1x1, a padding mode)
-    plus pooling and batch norm, forward and backward, on tiny float32 and float64 inputs."""
+    plus pooling and batch norm, forward and backward, on tiny float32 and float64 inputs, and the GEMM."""
     import numpy as np
 
     from . import ALGORITHMS, Tensor, conv2d, conv2d_grad_input, conv2d_grad_weight, dispatch, runtime
-    from .algorithms import winograd
+    from .algorithms import gemm, winograd
     from .geometry import ConvSpec
     from .nn import functional as F
 
@@ -154,6 +156,7 @@ def warm() -> None:
                 winograd.forward(x, w, w[:, 0, 0, 0].copy(), geo, tile=tile)
                 winograd.grad_input(g, w, geo, tile=tile)
                 winograd.grad_weight(x, g, geo, tile=tile)
+        conv2d(x, w, None, padding=2, dilation=2, algorithm="winograd")  # its polyphase parts
         t = Tensor(x.copy(), requires_grad=True)
         c = x.shape[1]
         gamma, beta = Tensor(np.ones(c, dtype), requires_grad=True), Tensor(np.zeros(c, dtype), requires_grad=True)
@@ -167,9 +170,15 @@ def warm() -> None:
             F.batch_norm(t, mean, var, gamma, beta, training=True),
             F.batch_norm(t, mean, var, gamma, beta, training=False),
             F.pad(t, (1, 1, 1, 1), mode="reflect"),
+            F.relu(t),
         ]
         for out in outputs:
             out.sum().backward()
+        # the tiny products above stay on numpy: one big enough for the engine's GEMM, plain and transposed
+        a, b = rng.standard_normal((64, 96)).astype(dtype), rng.standard_normal((96, 128)).astype(dtype)
+        with runtime.parallel_section():
+            gemm.matmul(a, b, np.empty((64, 128), dtype))
+            gemm.matmul(a, np.asfortranarray(b), np.empty((64, 128), dtype))
 
 
 # ------------------------------------------------------------------------------------------- the commands
