@@ -17,6 +17,26 @@ from .shape import ShapeOps
 from .tape import Node, _raw, _run_backward, record
 
 
+def check_device(device) -> None:
+    """A ValueError unless ``device`` is None or the CPU ("cpu", "cpu:0", ...): the only device there is."""
+    if device is not None and str(device).split(":")[0] != "cpu":
+        raise ValueError(f'numbaconv runs on the CPU only: device must be "cpu", got {str(device)!r}')
+
+
+def to_target_dtype(args: tuple, dtype=None, device=None) -> np.dtype | None:
+    """The dtype ``.to(*args, dtype=, device=)`` asks for (None: keep it), from PyTorch's forms ``to(dtype)``,
+    ``to(device)``, ``to(device, dtype)`` and ``to(tensor)``; the device must be the CPU."""
+    for arg in args:
+        if isinstance(arg, Tensor):
+            dtype = arg.dtype
+        elif isinstance(arg, (np.dtype, type)):
+            dtype = arg
+        else:
+            device = arg
+    check_device(device)
+    return None if dtype is None else np.dtype(dtype)
+
+
 class Tensor(ArithmeticOps, ReductionOps, ShapeOps):
     """An n-dimensional array (``self._array``, a numpy ndarray) with PyTorch's Tensor API and autograd.
 
@@ -165,16 +185,8 @@ class Tensor(ArithmeticOps, ReductionOps, ShapeOps):
 
     def to(self, *args, dtype=None, device=None, non_blocking: bool = False, copy: bool = False) -> Tensor:
         """``to(dtype)``, ``to("cpu")``, ``to(device, dtype)`` or ``to(other_tensor)``; only "cpu" exists."""
-        for arg in args:
-            if isinstance(arg, Tensor):
-                dtype = arg.dtype
-            elif isinstance(arg, (np.dtype, type)):
-                dtype = arg
-            else:
-                device = arg
-        if device is not None and str(device).split(":")[0] != "cpu":
-            raise ValueError(f'numbaconv runs on the CPU only: device must be "cpu", got {str(device)!r}')
-        out = self if dtype is None else self._cast(np.dtype(dtype))
+        dtype = to_target_dtype(args, dtype, device)
+        out = self if dtype is None else self._cast(dtype)
         return out.clone() if copy and out is self else out
 
     def _cast(self, dtype: np.dtype) -> Tensor:

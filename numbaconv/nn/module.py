@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 
 from ..autograd import Tensor
+from ..autograd.tensor import check_device, to_target_dtype
 from .parameter import Parameter
 
 
@@ -36,11 +37,6 @@ def _addindent(text: str, spaces: int) -> str:
     return "\n".join([first] + [(" " * spaces + line) if line.strip() else "" for line in rest])
 
 
-def _check_device(device) -> None:
-    if device is not None and str(device).split(":")[0] != "cpu":
-        raise ValueError(f'numbaconv runs on the CPU only: device must be "cpu", got {str(device)!r}')
-
-
 def add_weight_and_bias(module: Module, weight_shape: tuple[int, ...], bias_size: int, bias: bool, dtype) -> None:
     """Give ``module`` the parameters ``weight`` (weight_shape) and ``bias`` (bias_size,), or bias None, as
     uninitialised arrays of ``dtype``; the layer's ``reset_parameters`` fills them."""
@@ -53,7 +49,7 @@ def add_weight_and_bias(module: Module, weight_shape: tuple[int, ...], bias_size
 
 def factory_dtype(device=None, dtype=None) -> np.dtype:
     """The dtype a layer's parameters get from its ``device=``/``dtype=`` arguments (default float32)."""
-    _check_device(device)
+    check_device(device)
     dtype = np.dtype(np.float32 if dtype is None else dtype)
     if dtype.kind != "f":
         raise TypeError(f"layers need a floating point dtype, got {dtype}")
@@ -294,16 +290,8 @@ class Module:
     def to(self, *args, device=None, dtype=None, non_blocking: bool = False) -> Module:
         """``to("cpu")``, ``to(float64)``, ``to(device, dtype)`` or ``to(tensor)``: only the CPU exists, so
         this converts floating-point parameters and buffers (in place, keeping the Parameter objects)."""
-        for arg in args:
-            if isinstance(arg, Tensor):
-                dtype = arg.dtype
-            elif isinstance(arg, (np.dtype, type)):
-                dtype = arg
-            else:
-                device = arg
-        _check_device(device)
+        dtype = to_target_dtype(args, dtype, device)
         if dtype is not None:
-            dtype = np.dtype(dtype)
             if dtype.kind != "f":
                 raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
             for tensor in [*self.parameters(), *self.buffers()]:
