@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from numbaconv.algorithms import flipped_weight
 from numbaconv.geometry import ConvGeometry
 from numbaconv.kernels import direct as kernels
 from numbaconv.runtime import workspace
@@ -89,9 +90,7 @@ def _grad_input_gather(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeomet
     """Stride-1 dL/dx as a forward convolution: grad_out (n, k, oh, ow) correlated with the weight turned
     around -- (c, k // groups, kh, kw), in and out channels swapped within each group, taps flipped -- and
     padded by ``(kernel - 1) * dilation - pad`` (negative: cropped)."""
-    kpg, cpg = geo.k // geo.groups, geo.c // geo.groups
-    flipped = weight.reshape(geo.groups, kpg, cpg, geo.kh, geo.kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
-    flipped = np.ascontiguousarray(flipped).reshape(geo.c, kpg, geo.kh, geo.kw)
+    flipped = flipped_weight(weight, geo.groups)
     back = geo._replace(
         c=geo.k,
         h=geo.oh,

@@ -27,6 +27,7 @@ import numpy as np
 from .. import runtime
 from ..geometry import ConvGeometry
 from ..kernels.winograd import make_output_transform, make_tile_transform, move_phases
+from . import flipped_weight
 from .gemm import matmul
 
 # (A^T, G, B^T). F(2x2, 3x3) is Lavin & Gray's (interpolation points 0, 1, -1, inf). F(4x4, 3x3) uses the
@@ -258,9 +259,8 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry, tile
     dx = (np.empty if covered else np.zeros)((geo.n, geo.c, geo.h, geo.w), grad_out.dtype)
     if geo.n == 0:
         return dx
-    g, kg, cg = geo.groups, geo.k // geo.groups, geo.c // geo.groups
-    flipped = weight.reshape(g, kg, cg, 3, 3).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1].reshape(geo.c, kg, 3, 3)
-    u = _transform_weight(np.ascontiguousarray(flipped), tile)
+    g = geo.groups
+    u = _transform_weight(flipped_weight(weight, g), tile)
     b = np.zeros(geo.c, dtype=grad_out.dtype)
     for sub, parts in _phase_groups(geo):
         if sub.h == 0 or sub.w == 0:
