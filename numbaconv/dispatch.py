@@ -34,6 +34,8 @@ DIRECT_HALF_PLANE = 400  # output-plane pixels at which the direct rate halves
 DIRECT_WEIGHT_CACHE = 16e6  # weight bytes per group beyond which the direct kernels slow down
 STREAM_RATE = 12e9  # bytes/s of memory-bound passes
 CALL_OVERHEAD = 20e-6  # seconds per kernel or product launch
+CACHED_FRACTION = 0.25  # cost of a pass over data that stays in L2, relative to one through memory
+GEMM_TILE_COLS = 32  # output columns of the GEMM's register tile (float32)
 
 
 class Estimate(NamedTuple):
@@ -103,17 +105,26 @@ def _direct(geo: ConvGeometry, work: _Work) -> Estimate:
     return Estimate("direct", "direct", {}, work.flops, workspace, seconds)
 
 
-def _im2col(geo: ConvGeometry, work: _Work) -> Estimate:
+def _im2col(geo: ConvGeometry, work: _Work, pass_name: str) -> Estimate:
     taps = geo.kh * geo.kw
     cols_bytes = work.itemsize * geo.c * taps * geo.n * geo.oh * geo.ow
     skip_cols = taps == 1 and (geo.stride_h, geo.stride_w, geo.pad_h, geo.pad_w) == (1, 1, 0, 0)
-    streamed = work.io_bytes + (0 if skip_cols else 2 * cols_bytes)
+    im2col = driver("im2col")
+    block_rows = 0 if skip_cols or pass_name != "forward" else im2col.fused_block_rows(geo, work.itemsize, work.threads)
+    if block_rows:  # lowered block by block in cache; the register tile's last column sliver is part-filled
+        pixels = block_rows * geo.ow
+        filled = pixels / (-(-pixels // GEMM_TILE_COLS) * GEMM_TILE_COLS)
+        streamed = work.io_bytes + 2 * cols_bytes * CACHED_FRACTION
+        workspace = work.threads * (geo.c // geo.groups * taps + 1) * pixels * work.itemsize
+    else:
+        filled = 1.0
+        streamed = work.io_bytes + (0 if skip_cols else 2 * cols_bytes)
+        workspace = 0 if skip_cols else min(cols_bytes, im2col.CHUNK_BYTES)
     seconds = (
-        work.flops / (GEMM_RATE * work.threads * _gemm_efficiency(work.rows, work.inner))
+        work.flops / (GEMM_RATE * work.threads * filled * _gemm_efficiency(work.rows, work.inner))
         + streamed / (STREAM_RATE * work.threads)
         + CALL_OVERHEAD * geo.groups
     )
-    workspace = 0 if skip_cols else min(cols_bytes, driver("im2col").CHUNK_BYTES)
     return Estimate("im2col", "im2col", {}, work.flops, workspace, seconds)
 
 
@@ -148,7 +159,7 @@ def _estimates(pass_name: str, geo: ConvGeometry, itemsize: int, threads: int) -
         itemsize,
         threads,
     )
-    estimates = [_direct(geo, work), _im2col(geo, work)]
+    estimates = [_direct(geo, work), _im2col(geo, work, pass_name)]
     if winograd_unsupported(geo) is None:
         estimates += [_winograd(geo, work, pass_name, tile) for tile in WINOGRAD_TILES]
     return estimates

@@ -438,7 +438,8 @@ def test_explain_picks_a_serving_algorithm(case):
     assert text == str(numbaconv.explain(case.x_shape, case.w_shape, **case.options, dtype="float64"))
 
 
-# ---- Paths tiny shapes never reach on their own: several batch chunks, im2col's per-sample products ----
+# ---- Paths tiny shapes never reach on their own: several batch chunks, im2col's per-sample products and
+# fused blocks ----
 
 CHUNK_CASES = [
     Case("chunk-3x3-p1-g2", (5, 4, 7, 6), (6, 2, 3, 3), padding=1, groups=2),
@@ -448,9 +449,12 @@ CHUNK_CASES = [
 ]
 CHUNKINGS = {
     # im2col: one sample per chunk, two per chunk (uneven last chunk), one product per sample
-    "im2col-chunk-1": ("im2col", {"CHUNK_BYTES": "one sample"}),
-    "im2col-chunk-2": ("im2col", {"CHUNK_BYTES": "two samples"}),
-    "im2col-per-sample": ("im2col", {"PER_SAMPLE_MIN_PIXELS": 1, "CHUNK_BYTES": "two samples"}),
+    "im2col-chunk-1": ("im2col", {"CHUNK_BYTES": "one sample", "FUSED": False}),
+    "im2col-chunk-2": ("im2col", {"CHUNK_BYTES": "two samples", "FUSED": False}),
+    "im2col-per-sample": ("im2col", {"PER_SAMPLE_MIN_PIXELS": 1, "CHUNK_BYTES": "two samples", "FUSED": False}),
+    # im2col fused with its product (AVX-512 only): whole samples per block, then one output row per block
+    "im2col-fused": ("im2col", {"FUSED_MIN_PIXELS": 1}),
+    "im2col-fused-rows": ("im2col", {"FUSED_MIN_PIXELS": 1, "BLOCK_BYTES": 1}),
     # Winograd: one tile row per chunk, so chunks cross sample boundaries and grad_weight accumulates
     "winograd-chunk-1-row": ("winograd", {"_CHUNK_BYTES": 1}),
 }

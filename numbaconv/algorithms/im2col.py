@@ -33,10 +33,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from numbaconv.algorithms.gemm import matmul
+from numbaconv.algorithms.gemm import HAS_AVX512, matmul
 from numbaconv.geometry import ConvGeometry
 from numbaconv.kernels import im2col as kernels
-from numbaconv.runtime import workspace
+from numbaconv.runtime import get_num_threads, workspace
 
 CHUNK_BYTES = 8 << 20
 """Upper bound on the per-chunk scratch (column matrix and channel-major buffer), at least one sample. Small
@@ -51,6 +51,19 @@ PER_SAMPLE_MIN_MACS = 1 << 25
 every BLAS call synchronises its threads, and many short calls lose badly to one long one whenever the
 threads do not all get a core at once (tutorial shape, forward + grad_input on a busy 2-core machine: median
 1.4x to 9x faster as 3 products than as 40)."""
+
+
+FUSED = HAS_AVX512
+"""Whether forward lowers and multiplies block by block on each thread (`numbaconv.kernels.lowered`, built on
+the GEMM's AVX-512 register tile) instead of materialising the column matrix of a whole chunk."""
+
+BLOCK_BYTES = 256 << 10
+"""Column-buffer bytes per thread in the fused path: a block of output rows whose columns stay in L2 from
+the lowering to the product."""
+
+FUSED_MIN_PIXELS = 64
+"""Fewest output pixels in a fused block: two of the register tile's column slivers; narrower blocks waste
+most of the tile, and one product over a materialised chunk serves them better."""
 
 
 def _lowering_args(geo: ConvGeometry) -> tuple[int, ...]:
@@ -101,6 +114,10 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
         if bias is not None:
             kernels.add_bias(out.reshape(geo.n, geo.k, pixels), bias)
         return out
+    block_rows = fused_block_rows(geo, x.itemsize, get_num_threads())
+    if block_rows:
+        _fused_forward(x, weight, bias, geo, out, block_rows)
+        return out
     w_mat = weight.reshape(groups, kg, rows)
     if bias is not None:  # W gains a bias column, the column matrix a row of ones
         w_mat = np.concatenate((w_mat, bias.reshape(groups, kg, 1)), axis=2)
@@ -109,7 +126,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
     bytes_per_sample = (groups * rows_b + (0 if per_sample else geo.k)) * pixels * x.itemsize
     for n0, nb in _chunks(geo.n, bytes_per_sample):
         cols = workspace("im2col.cols", (groups, rows_b, nb, geo.oh, geo.ow), x.dtype)
-        kernels.im2col(x, n0, *_lowering_args(geo), cols)
+        kernels.im2col(x, n0, _lowering_args(geo), cols)
         cols[:, rows:] = 1
         dst = out[n0 : n0 + nb].reshape(nb, groups, kg, pixels)
         if per_sample or nb == 1:
@@ -119,6 +136,40 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
             matmul(w_mat, cols.reshape(groups, rows_b, nb * pixels), out=prod)
             kernels.swap_leading(prod.reshape(geo.k, nb, pixels), dst.reshape(nb, geo.k, pixels))
     return out
+
+
+def fused_block_rows(geo: ConvGeometry, itemsize: int, threads: int) -> int:
+    """Output rows per block of the fused forward (`FUSED`), or 0 when the materialised path serves ``geo``:
+    a block's columns fit in `BLOCK_BYTES`, there are blocks for every thread, and a block holds at least
+    `FUSED_MIN_PIXELS` pixels."""
+    if not FUSED:
+        return 0
+    rows_b = geo.c // geo.groups * geo.kh * geo.kw + 1
+    by_bytes = BLOCK_BYTES // (rows_b * geo.ow * itemsize)
+    block_rows = max(1, min(geo.oh, by_bytes, geo.n * geo.groups * geo.oh // threads))
+    return block_rows if block_rows * geo.ow >= FUSED_MIN_PIXELS else 0
+
+
+def _fused_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: ConvGeometry, out, block_rows):
+    """`forward` through `numbaconv.kernels.lowered` in blocks of ``block_rows`` output rows: the weight
+    matrix padded to whole register-tile rows, the bias as an extra column."""
+    from numbaconv.kernels import gemm, lowered  # imported here: never without AVX-512
+
+    groups, kg = geo.groups, geo.k // geo.groups
+    rows = geo.c // groups * geo.kh * geo.kw
+    rows_b = rows + (bias is not None)
+    w_mat = workspace("im2col.weights", (groups, -(-kg // gemm.MR) * gemm.MR, rows_b), x.dtype)
+    w_mat[:, kg:] = 0
+    w_mat[:, :kg, :rows] = weight.reshape(groups, kg, rows)
+    if bias is not None:
+        w_mat[:, :kg, rows] = bias.reshape(groups, kg)
+    threads = get_num_threads()
+    nr = 2 * gemm.lanes(x.dtype)
+    ldb = -(-block_rows * geo.ow // nr) * nr
+    cols = workspace("im2col.cols", (threads, rows_b * ldb), x.dtype)
+    scratch = workspace("gemm.scratch", (threads, gemm.MR * (gemm.KC + nr)), x.dtype)
+    out3 = out.reshape(geo.n * groups, kg, geo.oh * geo.ow)
+    lowered.forward(x, w_mat, out3, cols, scratch, _lowering_args(geo), (geo.oh, geo.ow), block_rows)
 
 
 def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry) -> np.ndarray:
@@ -157,7 +208,7 @@ def grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry) -> np.nd
     bytes_per_sample = (groups * rows + geo.k) * pixels * x.itemsize
     for n0, nb in _chunks(geo.n, bytes_per_sample):
         cols = workspace("im2col.cols", (groups, rows, nb, geo.oh, geo.ow), x.dtype)
-        kernels.im2col(x, n0, *_lowering_args(geo), cols)
+        kernels.im2col(x, n0, _lowering_args(geo), cols)
         g_kmajor = grad_out[n0 : n0 + nb].reshape(nb, geo.k, pixels)
         if nb > 1:  # the product wants each channel's gradients over the whole chunk as one row
             g_kmajor = workspace("im2col.kmajor", (geo.k, nb, pixels), x.dtype)

@@ -164,7 +164,7 @@ _tile_add = _micro_kernel(overwrite=False)
 
 
 @njit(cache=True)
-def _tile(overwrite, a, a_off, lda, a_step, b, b_off, ldb, kc, c, target, scratch, blk):
+def multiply_tile(overwrite, a, a_off, lda, a_step, b, b_off, ldb, kc, c, target, scratch, blk):
     """c[item, row:row+rows, col:col+cols] (+)= the micro-kernel's tile, ``target = (item, row, col, rows,
     cols)``; a and b are data addresses. A partial tile goes through the tile part of scratch."""
     item, row, col, rows, cols = target
@@ -268,10 +268,12 @@ def _panel(a, b, c, item, m0, m1, n0, n1, pc, kc, overwrite, bpack, scratch, blk
                 target = (item, row, jr, min(MR, m1 - row), cols)
                 if row + MR <= m1:  # a's sliver in place
                     a_off = item * as0 + row * as1 + pc * as2
-                    _tile(overwrite, a.ctypes.data, a_off, as1, as2, b_address, b_off, ldb, kc, c, target, scratch, blk)
+                    multiply_tile(
+                        overwrite, a.ctypes.data, a_off, as1, as2, b_address, b_off, ldb, kc, c, target, scratch, blk
+                    )
                 else:  # the block's last sliver, packed above
                     a_address, a_off = scratch.ctypes.data, blk * scratch.shape[1]
-                    _tile(
+                    multiply_tile(
                         overwrite, a_address, a_off, kc, np.int64(1), b_address, b_off, ldb, kc, c, target, scratch, blk
                     )
 

@@ -18,9 +18,12 @@ zero: LLVM can then prove the index non-negative and drops Numba's negative-inde
 otherwise turns the row copies into gathers (about 4x slower).
 """
 
+import numpy as np
 from numba import njit, prange
 
 from numbaconv.kernels import FASTMATH
+
+_u = np.uint64  # flat destination indices: unsigned, so Numba emits no negative-index wraparound
 
 
 @njit(cache=True, inline="always")
@@ -32,12 +35,46 @@ def _tap_range(offset, stride, size, out_size):
     return lo, max(lo, hi)
 
 
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def lower_row(x, n, ch, i, j, lowering, oy0, oy1, ow, dst, d0):
+    """One row of a column matrix, for output rows ``[oy0, oy1)``: ``dst[d0 + (oy - oy0) * ow + ox]`` is what
+    tap (i, j) of output pixel (oy, ox) reads from plane ``x[n, ch]`` (zero in the padding); dst is flat.
+    ``lowering = (kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)``."""
+    _, _, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w = lowering
+    h, w = x.shape[2], x.shape[3]
+    lo, hi = _tap_range(j * dil_w - pad_w, stride_w, w, ow)
+    ix0 = max(0, lo * stride_w + j * dil_w - pad_w)  # input column of output column lo
+    for oy in range(oy0, oy1):
+        iy = oy * stride_h - pad_h + i * dil_h
+        row = d0 + (oy - oy0) * ow
+        if iy < 0 or iy >= h:
+            lo_, hi_ = ow, ow  # the whole row is padding
+        else:
+            lo_, hi_ = lo, hi
+        for ox in range(lo_):
+            dst[_u(row + ox)] = 0
+        # Constant strides let LLVM vectorise with plain (1) or interleaved (2) loads instead of gathers.
+        if stride_w == 1:
+            for t in range(hi_ - lo_):
+                dst[_u(row + lo_ + t)] = x[n, ch, iy, ix0 + t]
+        elif stride_w == 2:
+            for t in range(hi_ - lo_):
+                dst[_u(row + lo_ + t)] = x[n, ch, iy, ix0 + 2 * t]
+        else:
+            for t in range(hi_ - lo_):
+                dst[_u(row + lo_ + t)] = x[n, ch, iy, ix0 + t * stride_w]
+        for ox in range(hi_, ow):
+            dst[_u(row + ox)] = 0
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def im2col(x, n0, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, cols):
+def im2col(x, n0, lowering, cols):
     """Fill rows ``[0, cg * kh * kw)`` of ``cols`` (groups, rows, nb, oh, ow) with the windows of samples
     ``n0 .. n0 + nb`` of x (n, c, h, w); padding positions get real zeros. One thread per (row, sample)."""
-    c, h, w = x.shape[1], x.shape[2], x.shape[3]
-    groups, nb, oh, ow = cols.shape[0], cols.shape[2], cols.shape[3], cols.shape[4]
+    kh, kw = lowering[0], lowering[1]
+    c = x.shape[1]
+    groups, rows_total, nb, oh, ow = cols.shape
+    flat = cols.reshape(cols.size)
     cg = c // groups
     taps = kh * kw
     rows = cg * taps
@@ -49,30 +86,8 @@ def im2col(x, n0, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, cols):
         ci = r // taps
         i = (r - ci * taps) // kw
         j = r - ci * taps - i * kw
-        n = n0 + s
-        ch = g * cg + ci
-        lo, hi = _tap_range(j * dil_w - pad_w, stride_w, w, ow)
-        ix0 = max(0, lo * stride_w + j * dil_w - pad_w)  # input column of output column lo
-        for oy in range(oh):
-            iy = oy * stride_h - pad_h + i * dil_h
-            if iy < 0 or iy >= h:
-                for ox in range(ow):
-                    cols[g, r, s, oy, ox] = 0
-                continue
-            for ox in range(lo):
-                cols[g, r, s, oy, ox] = 0
-            # Constant strides let LLVM vectorise with plain (1) or interleaved (2) loads instead of gathers.
-            if stride_w == 1:
-                for t in range(hi - lo):
-                    cols[g, r, s, oy, lo + t] = x[n, ch, iy, ix0 + t]
-            elif stride_w == 2:
-                for t in range(hi - lo):
-                    cols[g, r, s, oy, lo + t] = x[n, ch, iy, ix0 + 2 * t]
-            else:
-                for t in range(hi - lo):
-                    cols[g, r, s, oy, lo + t] = x[n, ch, iy, ix0 + t * stride_w]
-            for ox in range(hi, ow):
-                cols[g, r, s, oy, ox] = 0
+        d0 = ((g * rows_total + r) * nb + s) * oh * ow
+        lower_row(x, n0 + s, g * cg + ci, i, j, lowering, 0, oh, ow, flat, d0)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
