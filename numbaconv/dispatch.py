@@ -110,7 +110,7 @@ def _im2col(geo: ConvGeometry, work: _Work, pass_name: str) -> Estimate:
     cols_bytes = work.itemsize * geo.c * taps * geo.n * geo.oh * geo.ow
     skip_cols = taps == 1 and (geo.stride_h, geo.stride_w, geo.pad_h, geo.pad_w) == (1, 1, 0, 0)
     im2col = driver("im2col")
-    block_rows = 0 if skip_cols or pass_name != "forward" else im2col.fused_block_rows(geo, work.itemsize, work.threads)
+    block_rows = 0 if skip_cols else im2col.fused_block_rows(geo, work.itemsize, work.threads, pass_name)
     if block_rows:  # lowered block by block in cache; the register tile's last column sliver is part-filled
         pixels = block_rows * geo.ow
         filled = pixels / (-(-pixels // GEMM_TILE_COLS) * GEMM_TILE_COLS)

@@ -114,7 +114,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
         if bias is not None:
             kernels.add_bias(out.reshape(geo.n, geo.k, pixels), bias)
         return out
-    block_rows = fused_block_rows(geo, x.itemsize, get_num_threads())
+    block_rows = fused_block_rows(geo, x.itemsize, get_num_threads(), "forward")
     if block_rows:
         _fused_forward(x, weight, bias, geo, out, block_rows)
         return out
@@ -138,16 +138,25 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
     return out
 
 
-def fused_block_rows(geo: ConvGeometry, itemsize: int, threads: int) -> int:
-    """Output rows per block of the fused forward (`FUSED`), or 0 when the materialised path serves ``geo``:
-    a block's columns fit in `BLOCK_BYTES`, there are blocks for every thread, and a block holds at least
-    `FUSED_MIN_PIXELS` pixels."""
+def fused_block_rows(geo: ConvGeometry, itemsize: int, threads: int, pass_name: str) -> int:
+    """Output rows per block of the fused path (`FUSED`) for ``pass_name``, or 0 when the materialised path
+    serves it: a block's buffers fit in `BLOCK_BYTES` and hold at least `FUSED_MIN_PIXELS` pixels, and there
+    is work for every thread (grad_input hands out whole (sample, group) pairs, so it needs as many)."""
     if not FUSED:
         return 0
-    rows_b = geo.c // geo.groups * geo.kh * geo.kw + 1
-    by_bytes = BLOCK_BYTES // (rows_b * geo.ow * itemsize)
-    block_rows = max(1, min(geo.oh, by_bytes, geo.n * geo.groups * geo.oh // threads))
+    from numbaconv.kernels import gemm  # imported here: never without AVX-512
+
+    rows = _round_up(geo.c // geo.groups * geo.kh * geo.kw + 1, 2 * gemm.lanes(np.dtype(f"f{itemsize}")))
+    block_rows = max(1, min(geo.oh, BLOCK_BYTES // (rows * geo.ow * itemsize)))
+    if pass_name == "grad_input":
+        pairs_per_thread = geo.n * geo.groups >= threads
+        return block_rows if pairs_per_thread and block_rows * geo.ow >= FUSED_MIN_PIXELS else 0
+    block_rows = max(1, min(block_rows, geo.n * geo.groups * geo.oh // threads))
     return block_rows if block_rows * geo.ow >= FUSED_MIN_PIXELS else 0
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 def _fused_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: ConvGeometry, out, block_rows):
@@ -158,18 +167,53 @@ def _fused_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g
     groups, kg = geo.groups, geo.k // geo.groups
     rows = geo.c // groups * geo.kh * geo.kw
     rows_b = rows + (bias is not None)
-    w_mat = workspace("im2col.weights", (groups, -(-kg // gemm.MR) * gemm.MR, rows_b), x.dtype)
+    w_mat = workspace("im2col.weights", (groups, _round_up(kg, gemm.MR), rows_b), x.dtype)
     w_mat[:, kg:] = 0
     w_mat[:, :kg, :rows] = weight.reshape(groups, kg, rows)
     if bias is not None:
         w_mat[:, :kg, rows] = bias.reshape(groups, kg)
     threads = get_num_threads()
     nr = 2 * gemm.lanes(x.dtype)
-    ldb = -(-block_rows * geo.ow // nr) * nr
+    ldb = _round_up(block_rows * geo.ow, nr)
     cols = workspace("im2col.cols", (threads, rows_b * ldb), x.dtype)
     scratch = workspace("gemm.scratch", (threads, gemm.MR * (gemm.KC + nr)), x.dtype)
     out3 = out.reshape(geo.n * groups, kg, geo.oh * geo.ow)
     lowered.forward(x, w_mat, out3, cols, scratch, _lowering_args(geo), (geo.oh, geo.ow), block_rows)
+
+
+def _fused_grad_input(grad_out: np.ndarray, w_t: np.ndarray, geo: ConvGeometry, dx: np.ndarray, block_rows: int):
+    """`grad_input` through `numbaconv.kernels.lowered`: each group's transposed weight matrix padded to
+    whole register-tile rows, blocks of ``block_rows`` output rows."""
+    from numbaconv.kernels import gemm, lowered
+
+    groups, rows, kg = w_t.shape
+    w_pad = workspace("im2col.weights", (groups, _round_up(rows, gemm.MR), kg), dx.dtype)
+    w_pad[:, rows:] = 0
+    w_pad[:, :rows] = w_t
+    threads = get_num_threads()
+    nr = 2 * gemm.lanes(dx.dtype)
+    dcols = workspace("im2col.cols", (threads, w_pad.shape[1] * _round_up(block_rows * geo.ow, nr)), dx.dtype)
+    edge = workspace("im2col.edge", (threads, gemm.KC * nr), dx.dtype)
+    scratch = workspace("gemm.scratch", (threads, gemm.MR * (gemm.KC + nr)), dx.dtype)
+    lowered.grad_input(grad_out, w_pad, dx, dcols, edge, scratch, _lowering_args(geo), block_rows)
+
+
+def _fused_grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry, block_rows: int) -> np.ndarray:
+    """`grad_weight` through `numbaconv.kernels.lowered`: per-thread sums of dW, added and cropped here."""
+    from numbaconv.kernels import gemm, lowered
+
+    groups, kg, cg = geo.groups, geo.k // geo.groups, geo.c // geo.groups
+    rows = cg * geo.kh * geo.kw
+    threads = get_num_threads()
+    nr = 2 * gemm.lanes(x.dtype)
+    rpad = _round_up(rows, nr)
+    partial = workspace("im2col.partial", (threads, groups, _round_up(kg, gemm.MR), rpad), x.dtype)
+    cols = workspace("im2col.cols", (threads, block_rows * geo.ow * rpad), x.dtype)
+    edge = workspace("im2col.edge", (threads, gemm.MR * gemm.KC), x.dtype)
+    scratch = workspace("gemm.scratch", (threads, gemm.MR * (gemm.KC + nr)), x.dtype)
+    lowered.grad_weight(x, grad_out, partial, cols, edge, scratch, _lowering_args(geo), block_rows)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf from NaN/Inf data: silent, like the kernels
+        return partial.sum(axis=0)[:, :kg, :rows].reshape(geo.k, cg, geo.kh, geo.kw)
 
 
 def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry) -> np.ndarray:
@@ -183,6 +227,10 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry) -> n
     if _is_pointwise(geo):
         matmul(w_t, grad_out.reshape(geo.n, groups, kg, pixels), out=dx.reshape(geo.n, groups, rows, pixels))
         return dx
+    block_rows = fused_block_rows(geo, dx.itemsize, get_num_threads(), "grad_input")
+    if block_rows:
+        _fused_grad_input(grad_out, w_t, geo, dx, block_rows)
+        return dx
     per_sample = _per_sample(geo)
     bytes_per_sample = (groups * rows + (0 if per_sample else geo.k)) * pixels * dx.itemsize
     for n0, nb in _chunks(geo.n, bytes_per_sample):
@@ -194,7 +242,7 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry) -> n
             g_kmajor = workspace("im2col.kmajor", (geo.k, nb, pixels), dx.dtype)
             kernels.swap_leading(src.reshape(nb, geo.k, pixels), g_kmajor)
             matmul(w_t, g_kmajor.reshape(groups, kg, nb * pixels), out=dcols.reshape(groups, rows, nb * pixels))
-        kernels.col2im(dcols, n0, *_lowering_args(geo), dx)
+        kernels.col2im(dcols, n0, _lowering_args(geo), dx)
     return dx
 
 
@@ -202,6 +250,9 @@ def grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry) -> np.nd
     """dL/dweight (k, c // groups, kh, kw) from x (n, c, h, w) and grad_out (n, k, oh, ow)."""
     groups, kg, pixels = geo.groups, geo.k // geo.groups, geo.oh * geo.ow
     rows = geo.c // groups * geo.kh * geo.kw
+    block_rows = fused_block_rows(geo, x.itemsize, get_num_threads(), "grad_weight") if geo.n else 0
+    if block_rows:
+        return _fused_grad_weight(x, grad_out, geo, block_rows)
     # The product reduces over pixels, which both operands hold contiguously; the engine's GEMM reads its
     # left operand in place and copies the right one, so the (smaller) gradient goes right: dW^T = cols @ dY^T.
     dw_t = np.zeros((groups, rows, kg), dtype=x.dtype)  # stays zero for an empty batch

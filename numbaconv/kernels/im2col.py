@@ -36,35 +36,36 @@ def _tap_range(offset, stride, size, out_size):
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)
-def lower_row(x, n, ch, i, j, lowering, oy0, oy1, ow, dst, d0):
-    """One row of a column matrix, for output rows ``[oy0, oy1)``: ``dst[d0 + (oy - oy0) * ow + ox]`` is what
-    tap (i, j) of output pixel (oy, ox) reads from plane ``x[n, ch]`` (zero in the padding); dst is flat.
-    ``lowering = (kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)``."""
+def lower_row(x, n, ch, i, j, lowering, oy0, oy1, ow, dst, d0, step):
+    """One row of a column matrix, for output rows ``[oy0, oy1)``: ``dst[d0 + ((oy - oy0) * ow + ox) * step]``
+    is what tap (i, j) of output pixel (oy, ox) reads from plane ``x[n, ch]`` (zero in the padding); dst is
+    flat, ``step`` 1 for a row-major column matrix (a literal 1 lets the copies vectorise) or its row length
+    for a transposed one. ``lowering = (kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)``."""
     _, _, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w = lowering
     h, w = x.shape[2], x.shape[3]
     lo, hi = _tap_range(j * dil_w - pad_w, stride_w, w, ow)
     ix0 = max(0, lo * stride_w + j * dil_w - pad_w)  # input column of output column lo
     for oy in range(oy0, oy1):
         iy = oy * stride_h - pad_h + i * dil_h
-        row = d0 + (oy - oy0) * ow
+        row = (oy - oy0) * ow
         if iy < 0 or iy >= h:
             lo_, hi_ = ow, ow  # the whole row is padding
         else:
             lo_, hi_ = lo, hi
         for ox in range(lo_):
-            dst[_u(row + ox)] = 0
+            dst[_u(d0 + (row + ox) * step)] = 0
         # Constant strides let LLVM vectorise with plain (1) or interleaved (2) loads instead of gathers.
         if stride_w == 1:
             for t in range(hi_ - lo_):
-                dst[_u(row + lo_ + t)] = x[n, ch, iy, ix0 + t]
+                dst[_u(d0 + (row + lo_ + t) * step)] = x[n, ch, iy, ix0 + t]
         elif stride_w == 2:
             for t in range(hi_ - lo_):
-                dst[_u(row + lo_ + t)] = x[n, ch, iy, ix0 + 2 * t]
+                dst[_u(d0 + (row + lo_ + t) * step)] = x[n, ch, iy, ix0 + 2 * t]
         else:
             for t in range(hi_ - lo_):
-                dst[_u(row + lo_ + t)] = x[n, ch, iy, ix0 + t * stride_w]
+                dst[_u(d0 + (row + lo_ + t) * step)] = x[n, ch, iy, ix0 + t * stride_w]
         for ox in range(hi_, ow):
-            dst[_u(row + ox)] = 0
+            dst[_u(d0 + (row + ox) * step)] = 0
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -87,44 +88,63 @@ def im2col(x, n0, lowering, cols):
         i = (r - ci * taps) // kw
         j = r - ci * taps - i * kw
         d0 = ((g * rows_total + r) * nb + s) * oh * ow
-        lower_row(x, n0 + s, g * cg + ci, i, j, lowering, 0, oh, ow, flat, d0)
+        lower_row(x, n0 + s, g * cg + ci, i, j, lowering, 0, oh, ow, flat, d0, 1)
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def raise_row(src, s0, i, j, lowering, oy0, oy1, ow, dx, n, ch):
+    """The adjoint of `lower_row`: add each entry ``src[s0 + (oy - oy0) * ow + ox]`` of one column-matrix row
+    (output rows ``[oy0, oy1)``) to the pixel of plane ``dx[n, ch]`` that tap (i, j) of (oy, ox) reads;
+    entries that fall in the padding are dropped."""
+    _, _, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w = lowering
+    h, w = dx.shape[2], dx.shape[3]
+    oy_lo, oy_hi = _tap_range(i * dil_h - pad_h, stride_h, h, oy1)
+    ox_lo, ox_hi = _tap_range(j * dil_w - pad_w, stride_w, w, ow)
+    ix0 = max(0, ox_lo * stride_w + j * dil_w - pad_w)
+    for oy in range(max(oy0, oy_lo), oy_hi):
+        iy = oy * stride_h + i * dil_h - pad_h
+        row = s0 + (oy - oy0) * ow + ox_lo
+        if stride_w == 1:  # constant strides vectorise, as in `lower_row`
+            for t in range(ox_hi - ox_lo):
+                dx[n, ch, iy, ix0 + t] += src[_u(row + t)]
+        elif stride_w == 2:
+            for t in range(ox_hi - ox_lo):
+                dx[n, ch, iy, ix0 + 2 * t] += src[_u(row + t)]
+        else:
+            for t in range(ox_hi - ox_lo):
+                dx[n, ch, iy, ix0 + t * stride_w] += src[_u(row + t)]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def zero_planes(dx, n, ch0, count):
+    """dx[n, ch0:ch0 + count] = 0."""
+    for ch in range(ch0, ch0 + count):
+        for iy in range(dx.shape[2]):
+            for ix in range(dx.shape[3]):
+                dx[n, ch, iy, ix] = 0
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def col2im(cols, n0, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, dx):
+def col2im(cols, n0, lowering, dx):
     """Overwrite samples ``n0 .. n0 + nb`` of dx (n, c, h, w) with the sum of every column entry of
     ``cols`` (groups, rows, nb, oh, ow) at the input position it was gathered from (the adjoint of
     `im2col`); entries that came from padding are dropped. One thread per (sample, channel) plane of dx, so
     the scatter-add never races."""
-    c, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
-    groups, nb, oh, ow = cols.shape[0], cols.shape[2], cols.shape[3], cols.shape[4]
+    kh, kw = lowering[0], lowering[1]
+    c = dx.shape[1]
+    groups, rows_total, nb, oh, ow = cols.shape
+    flat = cols.reshape(cols.size)
     cg = c // groups
     for plane in prange(nb * c):
         s = plane // c
         ch = plane - s * c
-        n = n0 + s
         g = ch // cg
         ci = ch - g * cg
-        for iy in range(h):
-            for ix in range(w):
-                dx[n, ch, iy, ix] = 0
+        zero_planes(dx, n0 + s, ch, 1)
         for i in range(kh):
-            oy_lo, oy_hi = _tap_range(i * dil_h - pad_h, stride_h, h, oh)
             for j in range(kw):
-                ox_lo, ox_hi = _tap_range(j * dil_w - pad_w, stride_w, w, ow)
-                ix0 = max(0, ox_lo * stride_w + j * dil_w - pad_w)
                 r = (ci * kh + i) * kw + j
-                for oy in range(oy_lo, oy_hi):
-                    iy = oy * stride_h + i * dil_h - pad_h
-                    if stride_w == 1:  # constant strides vectorise, as in `im2col`
-                        for t in range(ox_hi - ox_lo):
-                            dx[n, ch, iy, ix0 + t] += cols[g, r, s, oy, ox_lo + t]
-                    elif stride_w == 2:
-                        for t in range(ox_hi - ox_lo):
-                            dx[n, ch, iy, ix0 + 2 * t] += cols[g, r, s, oy, ox_lo + t]
-                    else:
-                        for t in range(ox_hi - ox_lo):
-                            dx[n, ch, iy, ix0 + t * stride_w] += cols[g, r, s, oy, ox_lo + t]
+                raise_row(flat, ((g * rows_total + r) * nb + s) * oh * ow, i, j, lowering, 0, oh, ow, dx, n0 + s, ch)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)

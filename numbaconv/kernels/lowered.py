@@ -17,11 +17,12 @@ ones there). ``out`` is (n * groups, kg, oh * ow), the (n, k, oh, ow) output vie
 tile columns that are discarded. ``scratch`` is the GEMM's (threads, MR * KC + MR * NR) scratch.
 """
 
+import numpy as np
 from numba import njit, prange
 
 from numbaconv.kernels import FASTMATH
 from numbaconv.kernels.gemm import KC, MR, multiply_tile
-from numbaconv.kernels.im2col import lower_row
+from numbaconv.kernels.im2col import lower_row, raise_row, zero_planes
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -33,7 +34,18 @@ def _lower_block(x, n, ch0, cg, lowering, oy0, oy1, ow, cols, c0, ldb):
         for i in range(kh):
             for j in range(kw):
                 r = (ci * kh + i) * kw + j
-                lower_row(x, n, ch0 + ci, i, j, lowering, oy0, oy1, ow, cols, c0 + r * ldb)
+                lower_row(x, n, ch0 + ci, i, j, lowering, oy0, oy1, ow, cols, c0 + r * ldb, 1)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _lower_block_transposed(x, n, ch0, cg, lowering, oy0, oy1, ow, cols, ldr):
+    """`_lower_block` transposed: the block's column matrix as (pixels, ldr) at ``cols[0:]``, so the product
+    that reduces over pixels reads it in place."""
+    kh, kw = lowering[0], lowering[1]
+    for ci in range(cg):
+        for i in range(kh):
+            for j in range(kw):
+                lower_row(x, n, ch0 + ci, i, j, lowering, oy0, oy1, ow, cols, (ci * kh + i) * kw + j, ldr)
 
 
 @njit(cache=True)
@@ -67,7 +79,8 @@ def forward(x, w_mat, out, cols, scratch, lowering, out_size, block_rows):
     threads, ldb = cols.shape[0], cols.shape[1] // rows_b
     blocks = (oh + block_rows - 1) // block_rows
     items = n * groups * blocks
-    for t in prange(threads):
+    for parallel_t in prange(threads):
+        t = np.int64(parallel_t)  # the parfor index may be unsigned: uint64 with int64 arithmetic is float64
         c0 = t * cols.shape[1]
         for r in range(rows, rows_b):  # the bias row of ones
             for p in range(ldb):
@@ -80,3 +93,137 @@ def forward(x, w_mat, out, cols, scratch, lowering, out_size, block_rows):
             flat = cols[t]
             _lower_block(x, b, g * cg, cg, lowering, oy0, oy1, ow, flat, 0, ldb)
             _multiply_block(w_mat, g, kg, cols, c0, ldb, (oy1 - oy0) * ow, out, pair, oy0 * ow, scratch, t)
+
+
+@njit(cache=True)
+def _copy_edge(src, s0, lds, rows, cols, dst, d0, nr):
+    """dst[d0 + r * nr + q] = src[s0 + r * lds + q] for r < rows, q < cols, zero for cols <= q < nr: a ragged
+    sliver copied where the register tile may read all of it."""
+    for r in range(rows):
+        for q in range(cols):
+            dst[d0 + r * nr + q] = src[s0 + r * lds + q]
+        for q in range(cols, nr):
+            dst[d0 + r * nr + q] = 0
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def grad_input(grad_out, w_t, dx, dcols, edge, scratch, lowering, block_rows):
+    """Overwrite dx (n, c, h, w) with dL/dx from grad_out (n, k, oh, ow): per (sample, group), block by block
+    of output rows, dcols = w_t[g] @ grad_out's block, then `raise_row` adds each column back to the input
+    pixel it came from.
+
+    w_t: (groups, rpad, kg), each group's weight matrix transposed, zero rows from cg * kh * kw up to rpad (a
+    multiple of MR). dcols: (threads, rpad * ldc), ldc a multiple of NR: every tile is whole. edge: (threads,
+    KC * NR), the ragged last column sliver of a block's grad_out, zero-padded. A thread owns whole samples,
+    so the scatter-add never races.
+    """
+    n, k, oh, ow = grad_out.shape
+    c = dx.shape[1]
+    groups, rpad, kg = w_t.shape
+    cg = c // groups
+    nr = edge.shape[1] // KC
+    threads, ldc = dcols.shape[0], dcols.shape[1] // rpad
+    tiles = dcols.reshape(threads, rpad, ldc)
+    go = grad_out.reshape(grad_out.size)
+    plane = oh * ow
+    items = n * groups
+    for parallel_t in prange(threads):
+        t = np.int64(parallel_t)  # the parfor index may be unsigned: uint64 with int64 arithmetic is float64
+        for pair in range(t * items // threads, (t + 1) * items // threads):
+            b, g = pair // groups, pair % groups
+            zero_planes(dx, b, g * cg, cg)
+            for oy0 in range(0, oh, block_rows):
+                oy1 = min(oh, oy0 + block_rows)
+                pixels = (oy1 - oy0) * ow
+                for pc in range(0, kg, KC):
+                    kc = min(KC, kg - pc)
+                    g_off = (b * k + g * kg + pc) * plane + oy0 * ow
+                    for jr in range(0, pixels, nr):
+                        b_address, b_off, ldb = go.ctypes.data, g_off + jr, plane
+                        if jr + nr > pixels:
+                            _copy_edge(go, g_off + jr, plane, kc, pixels - jr, edge[t], 0, nr)
+                            b_address, b_off, ldb = edge.ctypes.data, t * edge.shape[1], nr
+                        for row in range(0, rpad, MR):
+                            a_off = (g * rpad + row) * kg + pc
+                            target = (t, row, jr, MR, nr)
+                            multiply_tile(
+                                pc == 0,
+                                w_t.ctypes.data,
+                                a_off,
+                                kg,
+                                1,
+                                b_address,
+                                b_off,
+                                ldb,
+                                kc,
+                                tiles,
+                                target,
+                                scratch,
+                                t,
+                            )
+                _raise_block(dcols[t], ldc, lowering, oy0, oy1, ow, dx, b, g * cg, cg)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _raise_block(src, lds, lowering, oy0, oy1, ow, dx, n, ch0, cg):
+    """`raise_row` for every row of a block's column matrix at src (row pitch lds)."""
+    kh, kw = lowering[0], lowering[1]
+    for ci in range(cg):
+        for i in range(kh):
+            for j in range(kw):
+                raise_row(src, ((ci * kh + i) * kw + j) * lds, i, j, lowering, oy0, oy1, ow, dx, n, ch0 + ci)
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def grad_weight(x, grad_out, partial, cols, edge, scratch, lowering, block_rows):
+    """Fill ``partial`` (threads, groups, kgpad, rpad) with per-thread sums of each group's dL/dW, (kg, cg *
+    kh * kw) in its top-left corner, from x (n, c, h, w) and grad_out (n, k, oh, ow); the caller adds the
+    threads' sums and crops.
+
+    Work items are (sample, group, block of output rows): the block's columns are lowered transposed into
+    cols (threads, ldb * rpad), pixels by taps, and ``partial[t, g] += grad_out's block @ cols`` reduces over
+    the block's pixels, grad_out read in place. kgpad and rpad are multiples of the register tile's MR and
+    NR, so every tile is whole; the padding columns of cols stay zero, and a ragged last row sliver of
+    grad_out is copied, zero-padded, into edge (threads, MR * KC).
+    """
+    n, k, oh, ow = grad_out.shape
+    threads, groups, kgpad, rpad = partial.shape
+    cg = x.shape[1] // groups
+    kg = k // groups
+    nr = (scratch.shape[1] - MR * KC) // MR
+    sums = partial.reshape(threads * groups, kgpad, rpad)
+    flat_sums = partial.reshape(partial.size)
+    go = grad_out.reshape(grad_out.size)
+    plane = oh * ow
+    blocks = (oh + block_rows - 1) // block_rows
+    items = n * groups * blocks
+    per_thread = groups * kgpad * rpad
+    for parallel_t in prange(threads):
+        t = np.int64(parallel_t)  # the parfor index may be unsigned: uint64 with int64 arithmetic is float64
+        for f in range(t * per_thread, (t + 1) * per_thread):
+            flat_sums[f] = 0
+        for f in range(cols.shape[1]):  # the padding columns stay zero
+            cols[t, f] = 0
+        for unit in range(t * items // threads, (t + 1) * items // threads):
+            pair, blk = unit // blocks, unit % blocks
+            b, g = pair // groups, pair % groups
+            oy0 = blk * block_rows
+            oy1 = min(oh, oy0 + block_rows)
+            pixels = (oy1 - oy0) * ow
+            _lower_block_transposed(x, b, g * cg, cg, lowering, oy0, oy1, ow, cols[t], rpad)
+            for pc in range(0, pixels, KC):
+                kc = min(KC, pixels - pc)
+                g_off = (b * k + g * kg) * plane + oy0 * ow + pc
+                for row in range(0, kg, MR):
+                    a_address, a_off, lda = go.ctypes.data, g_off + row * plane, plane
+                    if row + MR > kg:  # rows past the group's last channel: read zeros from edge instead
+                        _copy_edge(go, a_off, plane, kg - row, kc, edge[t], 0, KC)
+                        for f in range((kg - row) * KC, MR * KC):
+                            edge[t, f] = 0
+                        a_address, a_off, lda = edge.ctypes.data, t * edge.shape[1], KC
+                    for jr in range(0, rpad, nr):
+                        b_off = t * cols.shape[1] + pc * rpad + jr
+                        target = (t * groups + g, row, jr, MR, nr)
+                        multiply_tile(
+                            False, a_address, a_off, lda, 1, cols.ctypes.data, b_off, rpad, kc, sums, target, scratch, t
+                        )
