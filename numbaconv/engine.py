@@ -7,6 +7,7 @@ algorithm, then runs that algorithm's driver under the runtime's parallel sectio
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,6 +29,41 @@ from .kernels.padding import all_finite, fold_padded, gather_padded
 from .runtime import parallel_section
 
 
+class Conv2dCall(NamedTuple):
+    """A validated `conv2d` call: its plan and its arrays, x batched (N first)."""
+
+    plan: ConvPlan
+    x: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray | None
+    unbatched: bool
+
+
+def check_conv2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> Conv2dCall:
+    """Every check `conv2d` makes of its arguments (the same errors, in the same order), and its plan."""
+    spec = ConvSpec.from_args(stride, padding, dilation, groups, padding_mode)
+    x, unbatched = check_activation("x", x)
+    weight = check_array("weight", weight, 4)
+    arrays = {"x": x, "weight": weight}
+    if bias is not None:
+        arrays["bias"] = bias = check_array("bias", bias, 1)
+    common_dtype(arrays)
+    plan = spec.plan(x.shape, weight.shape)
+    k = plan.geometry.k
+    if bias is not None and bias.shape != (k,):
+        raise ValueError(f"bias must have shape ({k},) to match weight {weight.shape}, got {bias.shape}")
+    return Conv2dCall(plan, x, weight, bias, unbatched)
+
+
 def conv2d(
     x: np.ndarray,
     weight: np.ndarray,
@@ -47,26 +83,8 @@ def conv2d(
     ``padding`` is an int, a pair, ``"valid"`` or ``"same"``; ``padding_mode`` is ``"zeros"``, ``"reflect"``,
     ``"replicate"`` or ``"circular"``; ``algorithm`` is ``"auto"`` or one of `ALGORITHMS`.
     """
-    spec = ConvSpec.from_args(stride, padding, dilation, groups, padding_mode)
-    x, unbatched = check_activation("x", x)
-    weight = check_array("weight", weight, 4)
-    arrays = {"x": x, "weight": weight}
-    if bias is not None:
-        arrays["bias"] = bias = check_array("bias", bias, 1)
-    dtype = common_dtype(arrays)
-    plan = spec.plan(x.shape, weight.shape)
-    geo = plan.geometry
-    if bias is not None and bias.shape != (geo.k,):
-        raise ValueError(f"bias must have shape ({geo.k},) to match weight {weight.shape}, got {bias.shape}")
-    decision = dispatch.choose("forward", geo, dtype, algorithm)
-    if geo.n == 0:
-        return _unbatch(np.zeros((0, geo.k, geo.oh, geo.ow), dtype), unbatched)
-    with parallel_section():
-        x = _apply_padding(_kernel_ready(x), plan)
-        weight = _kernel_ready(weight)
-        decision = dispatch.finite_fallback(decision, x, weight, is_finite=all_finite)
-        out = decision.driver.forward(x, weight, None if bias is None else _kernel_ready(bias), geo, **decision.options)
-    return _unbatch(out, unbatched)
+    call = check_conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    return _unbatch(planned_forward(call.plan, call.x, call.weight, call.bias, algorithm), call.unbatched)
 
 
 def conv2d_grad_input(
@@ -91,20 +109,10 @@ def conv2d_grad_input(
     shape, unbatched = check_input_shape(input_shape)
     weight = check_array("weight", weight, 4)
     grad_output = check_array("grad_output", grad_output, 3 if unbatched else 4)
-    dtype = common_dtype({"weight": weight, "grad_output": grad_output})
+    common_dtype({"weight": weight, "grad_output": grad_output})
     plan = spec.plan(shape, weight.shape)
-    geo = plan.geometry
     grad_output = check_grad_output(grad_output, plan, unbatched)
-    decision = dispatch.choose("grad_input", geo, dtype, algorithm)
-    if geo.n == 0:
-        return _unbatch(np.zeros(shape, dtype), unbatched)
-    with parallel_section():
-        grad_output = _kernel_ready(grad_output)
-        weight = _kernel_ready(weight)
-        decision = dispatch.finite_fallback(decision, grad_output, weight, is_finite=all_finite)
-        grad = decision.driver.grad_input(grad_output, weight, geo, **decision.options)
-        grad = _fold_padding(grad, shape, plan)
-    return _unbatch(grad, unbatched)
+    return _unbatch(planned_grad_input(plan, shape, weight, grad_output, algorithm), unbatched)
 
 
 def conv2d_grad_weight(
@@ -127,13 +135,57 @@ def conv2d_grad_weight(
     x, unbatched = check_activation("x", x)
     shape = check_shape("weight_shape", weight_shape, (4,), minimum=1)
     grad_output = check_array("grad_output", grad_output, 3 if unbatched else 4)
-    dtype = common_dtype({"x": x, "grad_output": grad_output})
+    common_dtype({"x": x, "grad_output": grad_output})
     plan = spec.plan(x.shape, shape)
-    geo = plan.geometry
     grad_output = check_grad_output(grad_output, plan, unbatched)
-    decision = dispatch.choose("grad_weight", geo, dtype, algorithm)
+    return planned_grad_weight(plan, shape, x, grad_output, algorithm)
+
+
+# The planned passes: what the three calls above run once everything is validated. Callers that have
+# validated the arrays against ``plan`` themselves (the autograd ops, whose backward reuses the forward's
+# plan) call them directly. Arrays are batched (N first); dtypes match.
+
+
+def planned_forward(
+    plan: ConvPlan, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, algorithm: str = "auto"
+) -> np.ndarray:
+    """`conv2d` of a batched ``x`` already validated against ``plan``: (N, K, OH, OW)."""
+    geo = plan.geometry
+    decision = dispatch.choose("forward", geo, x.dtype, algorithm)
     if geo.n == 0:
-        return np.zeros(shape, dtype)
+        return np.zeros((0, geo.k, geo.oh, geo.ow), x.dtype)
+    with parallel_section():
+        x = _apply_padding(_kernel_ready(x), plan)
+        weight = _kernel_ready(weight)
+        bias = None if bias is None else _kernel_ready(bias)
+        decision = dispatch.finite_fallback(decision, x, weight, is_finite=all_finite)
+        return decision.driver.forward(x, weight, bias, geo, **decision.options)
+
+
+def planned_grad_input(
+    plan: ConvPlan, shape: tuple[int, ...], weight: np.ndarray, grad_output: np.ndarray, algorithm: str = "auto"
+) -> np.ndarray:
+    """`conv2d_grad_input` for the batched input ``shape`` and (N, K, OH, OW) ``grad_output`` of ``plan``."""
+    geo = plan.geometry
+    decision = dispatch.choose("grad_input", geo, weight.dtype, algorithm)
+    if geo.n == 0:
+        return np.zeros(shape, weight.dtype)
+    with parallel_section():
+        grad_output = _kernel_ready(grad_output)
+        weight = _kernel_ready(weight)
+        decision = dispatch.finite_fallback(decision, grad_output, weight, is_finite=all_finite)
+        grad = decision.driver.grad_input(grad_output, weight, geo, **decision.options)
+        return _fold_padding(grad, shape, plan)
+
+
+def planned_grad_weight(
+    plan: ConvPlan, weight_shape: tuple[int, ...], x: np.ndarray, grad_output: np.ndarray, algorithm: str = "auto"
+) -> np.ndarray:
+    """`conv2d_grad_weight` for a batched ``x`` and (N, K, OH, OW) ``grad_output`` of ``plan``."""
+    geo = plan.geometry
+    decision = dispatch.choose("grad_weight", geo, x.dtype, algorithm)
+    if geo.n == 0:
+        return np.zeros(weight_shape, x.dtype)
     with parallel_section():
         x = _apply_padding(_kernel_ready(x), plan)
         grad_output = _kernel_ready(grad_output)

@@ -7,8 +7,9 @@ consume. Kernels never validate: everything they can trip over is rejected here 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+import functools
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
@@ -18,6 +19,7 @@ Padding = int | Sequence[int] | str
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 PADDING_STRINGS = ("valid", "same")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+T = TypeVar("T")
 
 
 class ConvGeometry(NamedTuple):
@@ -131,16 +133,32 @@ class ConvPlan(NamedTuple):
     padding_mode: str
 
 
-_SPECS: dict[tuple, ConvSpec] = {}
-_SPECS_MAX = 1024
+def _typed_key(args: tuple) -> tuple:
+    """A dict key for arguments that tells apart values comparing equal across types (True and 1, 2.0 and 2),
+    one level into tuples: deeper values are never valid arguments, so never remembered."""
+    return args, tuple([tuple(map(type, v)) if type(v) is tuple else type(v) for v in args])
 
 
-def _typed_key(value: object) -> object:
-    """A dict key that tells apart values that compare equal across types (True and 1, 2.0 and 2)."""
-    if isinstance(value, tuple):
-        return tuple(_typed_key(v) for v in value)
-    hash(value)
-    return type(value), value
+def remember_valid(validate: Callable[..., T], maxsize: int = 1024) -> Callable[..., T]:
+    """``validate`` (positional arguments only, never returning None) remembered per distinct arguments, told
+    apart by type too, so that a layer's fixed arguments are checked once. Errors are raised every time,
+    unhashable arguments (lists) validated every time; beyond ``maxsize`` entries new ones are not kept."""
+    memo: dict[tuple, T] = {}
+
+    @functools.wraps(validate)
+    def remembered(*args):
+        key = _typed_key(args)
+        try:
+            result = memo.get(key)
+        except TypeError:  # unhashable
+            return validate(*args)
+        if result is None:
+            result = validate(*args)
+            if len(memo) < maxsize:
+                memo[key] = result
+        return result
+
+    return remembered
 
 
 def _int_pair(name: str, value: IntPair, minimum: int) -> tuple[int, int]:
@@ -184,38 +202,7 @@ class ConvSpec(NamedTuple):
     ) -> ConvSpec:
         """Validate and normalise the shape-independent arguments (remembered per distinct arguments: a layer
         passes the same ones on every call)."""
-        args = (stride, padding, dilation, groups, padding_mode)
-        try:
-            key = _typed_key(args)
-            spec = _SPECS.get(key)
-        except TypeError:  # an unhashable argument (a list): validate it every time
-            key = spec = None
-        if spec is None:
-            spec = cls._validate(*args)
-            if key is not None and len(_SPECS) < _SPECS_MAX:
-                _SPECS[key] = spec
-        return spec
-
-    @classmethod
-    def _validate(cls, stride, padding, dilation, groups, padding_mode) -> ConvSpec:
-        """`from_args` without the memo."""
-        stride_pair = _int_pair("stride", stride, 1)
-        dilation_pair = _int_pair("dilation", dilation, 1)
-        if isinstance(padding, str):
-            if padding not in PADDING_STRINGS:
-                raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
-            if padding == "same" and stride_pair != (1, 1):
-                raise ValueError(f"padding='same' is not supported for strided convolutions (stride={stride!r})")
-            padding_value: tuple[int, int] | str = padding
-        else:
-            padding_value = _int_pair("padding", padding, 0)
-        if not _is_int(groups):
-            raise TypeError(f"groups must be an int, got {groups!r}")
-        if groups < 1:
-            raise ValueError(f"groups must be >= 1, got {groups!r}")
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
-        return cls(stride_pair, padding_value, dilation_pair, int(groups), padding_mode)
+        return _spec(stride, padding, dilation, groups, padding_mode)
 
     def padding_sides(self, kernel_size: tuple[int, int]) -> tuple[int, int, int, int]:
         """(top, bottom, left, right) padding; for "same" the odd extra row/column goes bottom/right."""
@@ -230,8 +217,10 @@ class ConvSpec(NamedTuple):
         ph, pw = self.padding
         return ph, ph, pw, pw
 
+    @functools.lru_cache(maxsize=1024)  # noqa: B019  (specs are few and small: keeping them alive is fine)
     def plan(self, input_shape: tuple[int, ...], weight_shape: tuple[int, ...]) -> ConvPlan:
-        """Check a batched (n, c, h, w) input against a (k, c/groups, kh, kw) weight; return the plan."""
+        """Check a batched (n, c, h, w) input against a (k, c/groups, kh, kw) weight; return the plan
+        (remembered per spec and shapes: a training loop asks the same question every step)."""
         n, c, h, w = input_shape
         k, c_per_group, kh, kw = weight_shape
         if c % self.groups:
@@ -298,6 +287,28 @@ class ConvSpec(NamedTuple):
                 raise ValueError(
                     f"padding_mode='circular' needs padding <= input {axis} ({size}), got padding {self.padding!r}"
                 )
+
+
+@remember_valid
+def _spec(stride, padding, dilation, groups, padding_mode) -> ConvSpec:
+    """`ConvSpec.from_args`, remembered."""
+    stride_pair = _int_pair("stride", stride, 1)
+    dilation_pair = _int_pair("dilation", dilation, 1)
+    if isinstance(padding, str):
+        if padding not in PADDING_STRINGS:
+            raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+        if padding == "same" and stride_pair != (1, 1):
+            raise ValueError(f"padding='same' is not supported for strided convolutions (stride={stride!r})")
+        padding_value: tuple[int, int] | str = padding
+    else:
+        padding_value = _int_pair("padding", padding, 0)
+    if not _is_int(groups):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups!r}")
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+    return ConvSpec(stride_pair, padding_value, dilation_pair, int(groups), padding_mode)
 
 
 def padding_source_index(size: int, before: int, after: int, mode: str) -> np.ndarray:

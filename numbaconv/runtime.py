@@ -14,8 +14,6 @@ import importlib.metadata
 import math
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -45,6 +43,8 @@ _lock = threading.RLock()
 _num_threads = MAX_THREADS
 _blas = ThreadpoolController().select(user_api="blas")
 _workspaces: dict[tuple[str, np.dtype], np.ndarray] = {}
+_views: dict[tuple, np.ndarray] = {}  # (name, dtype, shape) -> the view `workspace` last returned for it
+_VIEWS_MAX = 4096
 
 
 def _reset_lock_in_child() -> None:
@@ -80,13 +80,26 @@ def get_num_threads() -> int:
     return _num_threads
 
 
-@contextmanager
-def parallel_section() -> Iterator[None]:
-    """Hold the engine lock and apply the thread count for the calling thread's Numba launches."""
-    with _lock:
-        if numba.get_num_threads() != _num_threads:  # the setting is per Python thread
-            numba.set_num_threads(_num_threads)
-        yield
+class parallel_section:  # lower case: used like the function it was, ``with parallel_section():``
+    """Hold the engine lock and apply the thread count for the calling thread's Numba launches.
+
+    A plain class rather than a generator context manager: it is entered around every kernel launch.
+    """
+
+    __slots__ = ("_held",)
+
+    def __enter__(self) -> None:
+        self._held = _lock  # the one acquired, even if a fork replaces the global meanwhile
+        self._held.acquire()
+        try:
+            if numba.get_num_threads() != _num_threads:  # the setting is per Python thread
+                numba.set_num_threads(_num_threads)
+        except BaseException:
+            self._held.release()
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        self._held.release()
 
 
 def workspace(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -95,13 +108,23 @@ def workspace(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     Buffers are kept per (name, dtype) and only grow, so a steady workload stops allocating (and stops
     page-faulting) after its first call. Call only inside `parallel_section`: the buffers are shared.
     """
-    size = math.prod(shape)
-    key = (name, np.dtype(dtype))
-    buffer = _workspaces.get(key)
+    key = (name, dtype, shape)
+    view = _views.get(key)
+    if view is None:
+        view = _views[key] = _grown(name, math.prod(shape), np.dtype(dtype)).reshape(shape)
+    return view
+
+
+def _grown(name: str, size: int, dtype: np.dtype) -> np.ndarray:
+    """The first ``size`` elements of buffer (name, dtype), growing it (and dropping the views of the
+    smaller one, which would keep it alive) when it is too small."""
+    buffer = _workspaces.get((name, dtype))
     if buffer is None or buffer.size < size:
-        buffer = np.empty(size, dtype=dtype)
-        _workspaces[key] = buffer
-    return buffer[:size].reshape(shape)
+        _views.clear()
+        buffer = _workspaces[name, dtype] = np.empty(size, dtype=dtype)
+    elif len(_views) >= _VIEWS_MAX:  # a workload of ever new shapes: start over rather than grow forever
+        _views.clear()
+    return buffer[:size]
 
 
 def workspace_bytes() -> int:
@@ -113,4 +136,5 @@ def workspace_bytes() -> int:
 def release_workspaces() -> None:
     """Free every reusable workspace; the next call that needs one allocates it again."""
     with _lock:
+        _views.clear()
         _workspaces.clear()

@@ -3,6 +3,8 @@ against deliberately naive numpy twins, and argument validation."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -445,6 +447,24 @@ def test_float32_stays_float32():
     loss = ops.cross_entropy(ops.linear(y.flatten(1), Tensor(rand(5, 36, dtype=np.float32))), Tensor(np.array([0, 4])))
     loss.backward()
     assert loss.dtype == np.float32 and x.grad.dtype == np.float32 and rm.dtype == np.float32
+
+
+def test_remembered_pooling_arguments_do_not_admit_equal_values_of_other_types():
+    """Pooling remembers validated window arguments; True (== 1) and 2.0 (== 2) must still be refused after
+    the int versions were accepted, and a refused value is refused every time."""
+    x = Tensor(rand(1, 1, 4, 4))
+    for good, bad in [((2,), (2.0,)), ((2, 1), (2, True)), ((2, (1, 1)), (2, (1, True)))]:
+        ops.max_pool2d(x, *good)
+        for _ in range(2):
+            with pytest.raises(TypeError, match=re.escape(repr(bad[-1]))):
+                ops.max_pool2d(x, *bad)
+
+
+def test_pooling_output_size_checked_per_input_shape():
+    """The output size is remembered per input shape: a shape too small for the window still raises."""
+    assert ops.max_pool2d(Tensor(rand(1, 1, 4, 4)), 3).shape == (1, 1, 1, 1)
+    with pytest.raises(ValueError, match="too small"):
+        ops.max_pool2d(Tensor(rand(1, 1, 2, 2)), 3)
 
 
 BAD_CALLS = [

@@ -62,9 +62,12 @@ def record(
     gradient per parent (shaped like that parent) or None where a parent needs none.
     """
     out = Tensor(np.asarray(array))
-    if _mode.enabled and any(p.requires_grad for p in parents):
-        out._node = Node(tuple(_edge(p) for p in parents), backward, name, out.shape)
-        out._requires_grad = True
+    if _mode.enabled:
+        for p in parents:
+            if p._requires_grad:
+                out._node = Node(tuple([_edge(q) for q in parents]), backward, name, out._array.shape)
+                out._requires_grad = True
+                break
     return out
 
 
@@ -89,8 +92,8 @@ def _topological_order(root: Node | Tensor) -> list[Node | Tensor]:
             continue
         visited.add(id(item))
         stack.append((item, True))
-        if isinstance(item, Node):
-            stack.extend((i, False) for i in item.inputs if i is not None and id(i) not in visited)
+        if type(item) is Node:
+            stack.extend([(i, False) for i in item.inputs if i is not None and id(i) not in visited])
     return order
 
 
@@ -101,7 +104,7 @@ def _run_backward(root: Node | Tensor, grad: np.ndarray, retain_graph: bool) -> 
         g = grads.pop(id(item), None)
         if g is None:
             continue
-        if isinstance(item, Tensor):
+        if type(item) is not Node:  # a leaf
             item._accumulate_grad(g)
             continue
         if item.backward is None:
@@ -112,7 +115,8 @@ def _run_backward(root: Node | Tensor, grad: np.ndarray, retain_graph: bool) -> 
             if tg.shape != target.shape:
                 raise RuntimeError(f"{item!r} returned a gradient of shape {tg.shape} for an input of {target.shape}")
             key = id(target)
-            grads[key] = tg if key not in grads else grads[key] + tg
+            earlier = grads.get(key)
+            grads[key] = tg if earlier is None else earlier + tg
         if not retain_graph:
             item.backward, item.inputs = None, ()
 

@@ -50,7 +50,8 @@ class Tensor(ArithmeticOps, ReductionOps, ShapeOps):
         self._node: Node | None = None
         self._grad: Tensor | None = None
         self._requires_grad = False
-        self.requires_grad = requires_grad
+        if requires_grad:  # the setter's checks (a fresh tensor may always be False)
+            self.requires_grad = requires_grad
 
     # --- attributes ---------------------------------------------------------------------------------------
 

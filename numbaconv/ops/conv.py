@@ -42,18 +42,22 @@ def conv2d(
     x_t, w_t = float_tensor("input", input, (3, 4)), float_tensor("weight", weight, (4,))
     b_t = None if bias is None else float_tensor("bias", bias, (1,))
     same_dtype(input=x_t, weight=w_t, bias=b_t)
-    x, w = x_t._array, w_t._array
-    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode)
-    out = engine.conv2d(x, w, None if b_t is None else b_t._array, **options)
+    # The engine's checks, once: the backward runs its two passes on the same plan without repeating them
+    # (the tape hands it a gradient of the output's shape and dtype).
+    call = engine.check_conv2d(x_t._array, w_t._array, None if b_t is None else b_t._array, stride, padding,
+                               dilation, groups, padding_mode)  # fmt: skip
+    plan, x, w = call.plan, call.x, call.weight
+    out = engine.planned_forward(plan, x, w, call.bias)
     need_x, need_w, need_b = needs_grad(x_t, w_t, b_t)
 
     def backward(g):
-        gx = engine.conv2d_grad_input(x.shape, w, g, **options) if need_x else None
-        gw = engine.conv2d_grad_weight(x, w.shape, g, **options) if need_w else None
+        g4 = batched(g, 4)
+        gx = engine.planned_grad_input(plan, x.shape, w, g4).reshape(x_t.shape) if need_x else None
+        gw = engine.planned_grad_weight(plan, w.shape, x, g4) if need_w else None
         return (gx, gw) if b_t is None else (gx, gw, _bias_grad(g) if need_b else None)
 
     parents = (x_t, w_t) if b_t is None else (x_t, w_t, b_t)
-    return record(out, parents, backward, "Convolution")
+    return record(out.reshape(out.shape[1:]) if x_t.ndim == 3 else out, parents, backward, "Convolution")
 
 
 def conv1d(

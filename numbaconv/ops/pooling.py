@@ -7,11 +7,13 @@ Arguments and output sizes follow PyTorch exactly (``ceil_mode``, padding at mos
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..autograd import Tensor, record
+from ..geometry import remember_valid
 from ..kernels.pooling import (
     max_pool_2x2_forward,
     max_pool_backward,
@@ -33,8 +35,10 @@ def _pool_input(input: Tensor) -> tuple[Tensor, np.ndarray]:
     return t, np.ascontiguousarray(batched(t._array, 4))
 
 
+@remember_valid
 def _window_args(kernel_size, stride, padding, dilation=1):
-    """kernel, stride (defaulting to the kernel), padding and dilation as pairs, with PyTorch's checks."""
+    """kernel, stride (defaulting to the kernel), padding and dilation as pairs, with PyTorch's checks
+    (remembered: a layer passes the same ones on every call)."""
     kernel = int_tuple("kernel_size", kernel_size, 2, 1)
     empty = isinstance(stride, Sequence) and not isinstance(stride, str) and len(stride) == 0
     steps = kernel if stride is None or empty else int_tuple("stride", stride, 2, 1)
@@ -57,13 +61,15 @@ def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: in
     return out
 
 
-def _output_hw(t: Tensor, kernel, steps, pads, dilations, ceil_mode: bool) -> tuple[int, int]:
-    h, w = t.shape[-2:]
+@functools.lru_cache(maxsize=1024)
+def _output_hw(shape: tuple[int, ...], kernel, steps, pads, dilations, ceil_mode: bool) -> tuple[int, int]:
+    """(OH, OW) for an input of ``shape`` and the checked window arguments (remembered per shape)."""
+    h, w = shape[-2:]
     oh, ow = (pool_output_size(s, k, st, p, d, ceil_mode)
               for s, k, st, p, d in zip((h, w), kernel, steps, pads, dilations, strict=True))  # fmt: skip
     if oh < 1 or ow < 1:
         raise ValueError(
-            f"Given input size {t.shape[-3:]}, the calculated output size ({oh}, {ow}) is too small "
+            f"Given input size {shape[-3:]}, the calculated output size ({oh}, {ow}) is too small "
             f"(kernel_size={kernel}, stride={steps}, padding={pads}, dilation={dilations}, ceil_mode={ceil_mode})"
         )
     return oh, ow
@@ -88,7 +94,7 @@ def max_pool2d(
     """
     t, x = _pool_input(input)
     kernel, steps, pads, dilations = _window_args(kernel_size, stride, padding, dilation)
-    oh, ow = _output_hw(t, kernel, steps, pads, dilations, bool(ceil_mode))
+    oh, ow = _output_hw(t.shape, kernel, steps, pads, dilations, bool(ceil_mode))
     out = np.empty((*x.shape[:2], oh, ow), x.dtype)
     argmax = np.empty(out.shape, np.int64)
     halving = kernel == steps == (2, 2) and pads == (0, 0) and dilations == (1, 1)
@@ -148,7 +154,7 @@ def avg_pool2d(
     kernel, steps, pads, dilations = _window_args(kernel_size, stride, padding)
     if divisor_override is not None and (not is_int(divisor_override) or divisor_override == 0):
         raise ValueError(f"divisor_override must be a non-zero int, got {divisor_override!r}")
-    oh, ow = _output_hw(t, kernel, steps, pads, dilations, bool(ceil_mode))
+    oh, ow = _output_hw(t.shape, kernel, steps, pads, dilations, bool(ceil_mode))
     rows, cols = (_avg_windows(size, k, s, p, out)
                   for size, k, s, p, out in zip(x.shape[2:], kernel, steps, pads, (oh, ow), strict=True))  # fmt: skip
     if divisor_override is not None:

@@ -1,0 +1,66 @@
+"""The runtime: reusable workspaces (their views remembered per shape) and the parallel section."""
+
+from __future__ import annotations
+
+import threading
+
+import numba
+import numpy as np
+import pytest
+
+from numbaconv import runtime
+
+
+@pytest.fixture(autouse=True)
+def fresh_workspaces():
+    runtime.release_workspaces()
+    yield
+    runtime.release_workspaces()
+
+
+def test_workspace_reuses_one_buffer_per_name_and_dtype():
+    with runtime.parallel_section():
+        a = runtime.workspace("test.a", (2, 3), np.float32)
+        again = runtime.workspace("test.a", (2, 3), np.float32)
+        smaller = runtime.workspace("test.a", (5,), np.float32)
+        other_dtype = runtime.workspace("test.a", (2, 3), np.float64)
+    assert a.shape == (2, 3) and a.dtype == np.float32 and again.shape == (2, 3)
+    assert np.shares_memory(a, again) and np.shares_memory(a, smaller)
+    assert other_dtype.dtype == np.float64 and not np.shares_memory(a, other_dtype)
+    assert runtime.workspace_bytes() == 6 * 4 + 6 * 8
+
+
+def test_workspace_grows_and_forgets_views_of_the_smaller_buffer():
+    with runtime.parallel_section():
+        small = runtime.workspace("test.b", (4,), np.float64)
+        large = runtime.workspace("test.b", (100,), np.float64)
+        small_again = runtime.workspace("test.b", (4,), np.float64)
+    assert large.shape == (100,) and runtime.workspace_bytes() == 800
+    assert np.shares_memory(large, small_again) and not np.shares_memory(small, small_again)
+
+
+def test_release_workspaces_frees_every_buffer():
+    with runtime.parallel_section():
+        first = runtime.workspace("test.c", (8,), np.float32)
+    runtime.release_workspaces()
+    assert runtime.workspace_bytes() == 0
+    with runtime.parallel_section():
+        second = runtime.workspace("test.c", (8,), np.float32)
+    assert second.shape == (8,) and not np.shares_memory(first, second)
+
+
+def test_parallel_section_applies_the_thread_count_and_releases_the_lock_on_errors():
+    numba.set_num_threads(1)
+    with pytest.raises(KeyError), runtime.parallel_section():
+        assert numba.get_num_threads() == runtime.get_num_threads()
+        raise KeyError("inside")
+    acquired = []  # from another thread: the lock is reentrant, so this thread's own holds would not show
+
+    def try_lock():
+        acquired.append(runtime._lock.acquire(timeout=5))
+        runtime._lock.release()
+
+    thread = threading.Thread(target=try_lock)
+    thread.start()
+    thread.join()
+    assert acquired == [True]
