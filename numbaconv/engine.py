@@ -196,7 +196,8 @@ def planned_grad_weight(
 def _kernel_ready(array: np.ndarray) -> np.ndarray:
     """A C-contiguous, writeable array (copied only when needed): kernels compile once per array type, and a
     read-only or strided array would cost a second compilation."""
-    return np.require(array, requirements=("C", "W"))
+    flags = array.flags  # checked first: np.require costs a microsecond even when it returns ``array``
+    return array if flags.c_contiguous and flags.writeable else np.require(array, requirements=("C", "W"))
 
 
 def _unbatch(array: np.ndarray, unbatched: bool) -> np.ndarray:

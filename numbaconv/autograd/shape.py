@@ -4,6 +4,7 @@ helpers they share with reductions and the factories.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -80,7 +81,7 @@ class ShapeOps:
         if self.ndim == 0:
             return self._reshaped((1,), "Flatten")
         start, end = start_dim % self.ndim, end_dim % self.ndim
-        shape = self.shape[:start] + (int(np.prod(self.shape[start : end + 1])),) + self.shape[end + 1 :]
+        shape = self.shape[:start] + (math.prod(self.shape[start : end + 1]),) + self.shape[end + 1 :]
         return self._reshaped(shape, "Flatten")
 
     def unsqueeze(self, dim: int) -> Tensor:

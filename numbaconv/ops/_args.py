@@ -24,9 +24,10 @@ def as_tensor(name: str, value: object) -> Tensor:
 def float_tensor(name: str, value: object, ndims: Sequence[int] | None = None) -> Tensor:
     """A float32/float64 Tensor with one of ``ndims`` dimensions (any when None)."""
     t = as_tensor(name, value)
-    if t.dtype not in FLOATS:
+    array = t._array
+    if array.dtype not in FLOATS:
         raise TypeError(f"{name} must be a float32 or float64 tensor, got dtype {t.dtype}")
-    if ndims is not None and t.ndim not in ndims:
+    if ndims is not None and array.ndim not in ndims:
         wanted = " or ".join(f"{d}-D" for d in ndims)
         raise ValueError(f"{name} must be {wanted}, got shape {t.shape}")
     return t
@@ -34,8 +35,8 @@ def float_tensor(name: str, value: object, ndims: Sequence[int] | None = None) -
 
 def same_dtype(**tensors: Tensor | None) -> None:
     """Raise TypeError unless every given (non-None) tensor has the same dtype."""
-    given = {name: t for name, t in tensors.items() if t is not None}
-    if len({t.dtype for t in given.values()}) > 1:
+    if len({t._array.dtype for t in tensors.values() if t is not None}) > 1:
+        given = {name: t for name, t in tensors.items() if t is not None}
         listed = ", ".join(f"{name} {t.dtype}" for name, t in given.items())
         raise TypeError(f"{', '.join(given)} must share one dtype, got {listed}")
 
@@ -87,4 +88,4 @@ def batched(x: np.ndarray, ndim: int) -> np.ndarray:
 
 def needs_grad(*tensors: Tensor | None) -> tuple[bool, ...]:
     """Per tensor, whether the backward must produce its gradient (fixed when the op is recorded)."""
-    return tuple(t is not None and t.requires_grad for t in tensors)
+    return tuple([t is not None and t._requires_grad for t in tensors])

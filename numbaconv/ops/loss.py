@@ -17,13 +17,13 @@ from .activation import log_softmax_array
 
 
 def _rows(x: np.ndarray) -> np.ndarray:
-    """(N, C, d1, ...) -> (N * d1 * ..., C): one row per sample, classes last."""
-    return np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+    """(N, C, d1, ...) -> (N * d1 * ..., C): one row per sample, classes last (an (N, C) input as it is)."""
+    return x if x.ndim == 2 else np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
 
 
 def _unrows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """The inverse of `_rows` for an (N, C, d1, ...) ``shape``."""
-    return np.moveaxis(rows.reshape(shape[:1] + shape[2:] + shape[1:2]), -1, 1)
+    return rows if len(shape) == 2 else np.moveaxis(rows.reshape(shape[:1] + shape[2:] + shape[1:2]), -1, 1)
 
 
 def _class_weight(weight, classes: int, dtype: np.dtype) -> np.ndarray | None:
@@ -43,15 +43,15 @@ def _index_coefficients(target: np.ndarray, sample_shape, classes: int, weight, 
     if target.shape != sample_shape:
         raise ValueError(f"target must have shape {sample_shape} (the input's without the class axis), "
                          f"got {target.shape}")  # fmt: skip
-    labels = target.reshape(-1).astype(np.int64)
+    labels = target.reshape(-1).astype(np.int64, copy=False)
     valid = labels != ignore_index
     bad = labels[valid & ((labels < 0) | (labels >= classes))]
     if bad.size:
         raise ValueError(f"target values must be in [0, {classes}) or ignore_index={ignore_index}, got {bad[0]}")
     safe = np.where(valid, labels, 0)
-    picked = (np.ones(labels.shape, dtype) if weight is None else weight[safe]) * valid
+    picked = valid.astype(dtype) if weight is None else weight[safe] * valid
     coefficients = np.zeros((labels.size, classes), dtype)
-    coefficients[np.arange(labels.size), safe] = (1 - smoothing) * picked
+    coefficients[np.arange(labels.size), safe] = (1 - smoothing) * picked if smoothing else picked
     if smoothing:
         spread = np.ones(classes, dtype) if weight is None else weight
         coefficients += (smoothing / classes) * spread[None, :] * valid[:, None]
