@@ -10,6 +10,7 @@ import pytest
 
 import numbaconv.autograd as ag
 from numbaconv import nn, optim
+from numbaconv.optim import adam as adam_module
 from numbaconv.optim import lr_scheduler
 
 RNG = np.random.default_rng(7)
@@ -128,6 +129,76 @@ def test_adamw_matches_reference(kwargs):
         np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
     assert opt.param_groups[0]["weight_decay"] == kwargs.get("weight_decay", 1e-2)
     assert opt.param_groups[0]["decoupled_weight_decay"] is True
+
+
+ADAM_VARIANTS = [
+    dict(lr=0.01),
+    dict(lr=0.01, weight_decay=0.1, amsgrad=True),
+    dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+]
+
+
+def per_parameter(monkeypatch):
+    """Adam without its flat layout: every step through the per-parameter loop."""
+    monkeypatch.setattr(adam_module._FlatState, "build", classmethod(lambda cls, *args: None))
+
+
+@pytest.mark.parametrize("kwargs", ADAM_VARIANTS, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_flat_state_matches_the_per_parameter_loop_exactly(kwargs, dtype, monkeypatch):
+    """A group's state laid out flat gives bit-for-bit the per-parameter loop's parameters and state."""
+    flat, opt = run_ours(lambda ps: optim.Adam(ps, **kwargs), steps=7, dtype=dtype)
+    assert opt._flat  # the flat layout was used
+    per_parameter(monkeypatch)
+    loop, reference = run_ours(lambda ps: optim.Adam(ps, **kwargs), steps=7, dtype=dtype)
+    assert not reference._flat
+    for a, b in zip(flat, loop, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for key in opt.state_dict()["state"][0]:
+        for i in range(len(SHAPES)):
+            got, want = opt.state_dict()["state"][i][key], reference.state_dict()["state"][i][key]
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_adam_state_tensors_are_updated_in_place():
+    """A state Tensor fetched before a step sees the step (PyTorch updates its state in place)."""
+    params = [nn.Parameter(ag.tensor(s)) for s in START]
+    opt = optim.Adam(params, lr=0.1)
+    for p in params:
+        p.grad = ag.ones_like(p)
+    opt.step()
+    held = opt.state[params[0]]
+    step, exp_avg = held["step"], held["exp_avg"].numpy().copy()
+    opt.step()
+    assert step.item() == 2.0 and not np.array_equal(held["exp_avg"].numpy(), exp_avg)
+
+
+@pytest.mark.parametrize("event", ["a parameter without a gradient", "a replaced parameter array", "a deep copy"])
+def test_adam_leaves_the_flat_layout_when_it_no_longer_holds_the_state(event, monkeypatch):
+    """After the event the loop takes over, with the numbers the loop alone gives."""
+    import copy
+
+    def scenario(flat: bool):
+        params = [nn.Parameter(ag.tensor(s)) for s in START]
+        opt = optim.Adam(params, lr=0.05)
+        for t in range(6):
+            if t == 3 and event == "a deep copy":
+                opt = copy.deepcopy(opt)
+                params = opt.param_groups[0]["params"]
+            if t == 3 and event == "a replaced parameter array":
+                params[0].data = params[0].detach().numpy().copy()
+            for i, p in enumerate(params):
+                skip = t == 3 and i == 1 and event == "a parameter without a gradient"
+                p.grad = None if skip else ag.tensor(gradient(i, p.detach().numpy()))
+            opt.step()
+            assert bool(opt._flat) == (flat and t < 3)
+        return [p.detach().numpy() for p in params]
+
+    got = scenario(flat=True)
+    per_parameter(monkeypatch)
+    for a, b in zip(got, scenario(flat=False), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_float32_parameters_stay_float32_in_place():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import operator
+from typing import NamedTuple
+
 import numpy as np
 
 from ..autograd import Tensor
@@ -46,6 +49,7 @@ class Adam(Optimizer):
         if not 0.0 <= weight_decay:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         _check_unsupported(capturable=capturable, differentiable=differentiable, fused=fused)
+        self._flat: dict[int, _FlatState] = {}  # id(param group) -> its state laid out flat
         defaults = dict(
             lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
             foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused,
@@ -53,42 +57,139 @@ class Adam(Optimizer):
         )  # fmt: skip
         super().__init__(params, defaults)
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self._flat.clear()  # the loaded state is not laid out flat
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_flat": {}}  # a copy's (or unpickled) state Tensors are no views: not flat
+
     def _update(self, group: dict, params: list[Tensor]) -> None:
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
+        flat = self._flat_state(group, params)
+        if flat is not None:
+            flat.step(group, params)
+            return
         for p in params:
-            x = p._array
-            g = p.grad._array
-            if group["maximize"]:
-                g = -g
             state = self.state.setdefault(p, {})
             if not state:
-                state["step"] = Tensor(np.array(0.0, dtype=np.float32))
-                state["exp_avg"] = Tensor(np.zeros_like(x))
-                state["exp_avg_sq"] = Tensor(np.zeros_like(x))
-                if amsgrad:
-                    state["max_exp_avg_sq"] = Tensor(np.zeros_like(x))
-            m, v = state["exp_avg"]._array, state["exp_avg_sq"]._array
+                zeros = [np.zeros_like(p._array) for _ in range(3 if group["amsgrad"] else 2)]
+                state.update(_state(np.array(0.0, dtype=np.float32), zeros))
             state["step"]._array += 1
-            step = float(state["step"]._array)
-            if weight_decay != 0:
-                if group["decoupled_weight_decay"]:
-                    x *= 1 - lr * weight_decay
-                else:
-                    g = g + weight_decay * x
-            _lerp_(m, g, 1 - beta1)
-            v *= beta2
-            v += (1 - beta2) * g * g
-            bias_correction1 = 1 - beta1**step
-            bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-            step_size = lr / bias_correction1
-            if amsgrad:
-                v_max = state["max_exp_avg_sq"]._array
-                np.maximum(v_max, v, out=v_max)
-                v = v_max
-            denom = np.sqrt(v) / bias_correction2_sqrt
-            denom += eps
-            x += (-step_size * m) / denom  # addcdiv's (value * t1) / t2 order
+            moments = [state[key]._array for key in _KEYS[1 : 4 if group["amsgrad"] else 3]]
+            _adam(group, p._array, p.grad._array, *moments, float(state["step"]._array))
+
+    def _flat_state(self, group: dict, params: list[Tensor]) -> _FlatState | None:
+        """The group's state laid out flat, if it holds exactly ``params``' state (made now when they have
+        none yet); None for the per-parameter loop."""
+        flat = self._flat.pop(id(group), None)
+        if flat is not None and not flat.serves(self.state, params, group["amsgrad"]):
+            flat = None
+        if flat is None and not any(p in self.state for p in params):
+            flat = _FlatState.build(self.state, params, group["amsgrad"])
+        if flat is not None:
+            self._flat[id(group)] = flat
+        return flat
+
+
+_KEYS = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+
+def _state(step: np.ndarray, moments: list[np.ndarray]) -> dict:
+    """A parameter's state Tensors: the (float32, as PyTorch's) 0-d ``step`` and its moments, in key order."""
+    return dict(zip(_KEYS, map(Tensor, [step, *moments]), strict=False))
+
+
+def _adam(group: dict, x: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *rest) -> None:
+    """One Adam step of ``x`` in place, moments ``m``, ``v`` (and ``v_max`` with amsgrad) updated in place;
+    ``rest`` is ``([v_max,] step)`` with ``step`` already counted. The same for one parameter or a group's
+    parameters concatenated (elementwise, so the numbers are the same)."""
+    lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+    weight_decay, step = group["weight_decay"], rest[-1]
+    if group["maximize"]:
+        g = -g
+    if weight_decay != 0:
+        if group["decoupled_weight_decay"]:
+            x *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * x
+    _lerp_(m, g, 1 - beta1)
+    v *= beta2
+    v += (1 - beta2) * g * g
+    bias_correction1 = 1 - beta1**step
+    bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+    step_size = lr / bias_correction1
+    if len(rest) == 2:  # amsgrad
+        v_max = rest[0]
+        np.maximum(v_max, v, out=v_max)
+        v = v_max
+    denom = np.sqrt(v) / bias_correction2_sqrt
+    denom += eps
+    x += (-step_size * m) / denom  # addcdiv's (value * t1) / t2 order
+
+
+class _FlatState(NamedTuple):
+    """A group's Adam state in flat arrays, each parameter's state Tensors being views into them, so that a
+    step is a dozen numpy calls for the whole group instead of a dozen per parameter (tiny layers make the
+    per-call cost dominate).
+
+    Used while it provably holds the state: the same parameters (same arrays, one dtype, no two sharing
+    memory), their state dicts and Tensors the ones made here, and every step count equal. Anything else --
+    ``load_state_dict``, a copy, a parameter without a gradient this step -- falls back to the per-parameter
+    loop, for good.
+    """
+
+    params: tuple[Tensor, ...]
+    arrays: tuple[np.ndarray, ...]  # each parameter's array when the state was made
+    states: tuple[dict, ...]
+    views: tuple[np.ndarray, ...]  # each parameter's step and moment arrays in turn, views of ``flat``
+    flat: tuple[np.ndarray, ...]  # steps (one per parameter), then each moment over all parameters
+    bounds: tuple[tuple[int, int], ...]  # each parameter's slice of the moments
+
+    @classmethod
+    def build(cls, states: dict, params: list[Tensor], amsgrad: bool) -> _FlatState | None:
+        """Fresh state for ``params`` (which have none) laid out flat, registered in ``states``; None when the
+        parameters mix dtypes or share memory (then each is stepped on its own)."""
+        arrays = tuple(p._array for p in params)
+        dtype = arrays[0].dtype
+        if any(a.dtype != dtype for a in arrays) or any(
+            np.may_share_memory(a, b) for i, a in enumerate(arrays) for b in arrays[:i]
+        ):
+            return None
+        ends = np.cumsum([a.size for a in arrays]).tolist()
+        bounds = tuple(zip([0, *ends[:-1]], ends, strict=True))
+        moments = tuple(np.zeros(ends[-1], dtype) for _ in range(3 if amsgrad else 2))
+        flat = (np.zeros(len(arrays), np.float32), *moments)
+        views, made = [], []
+        for i, (p, a, (lo, hi)) in enumerate(zip(params, arrays, bounds, strict=True)):
+            state = states[p] = _state(flat[0][i : i + 1].reshape(()), [m[lo:hi].reshape(a.shape) for m in flat[1:]])
+            made.append(state)
+            views.extend(t._array for t in state.values())
+        return cls(tuple(params), arrays, tuple(made), tuple(views), flat, bounds)
+
+    def serves(self, states: dict, params: list[Tensor], amsgrad: bool) -> bool:
+        """Whether this layout still holds exactly the state of ``params`` (see the class docstring)."""
+        keys = _KEYS[: 4 if amsgrad else 3]
+        if len(params) != len(self.params) or len(self.flat) != len(keys):
+            return False
+        dtype = self.flat[1].dtype
+        return (
+            all(map(operator.is_, params, self.params))
+            and all(map(operator.is_, [p._array for p in params], self.arrays))
+            and all(p.grad._array.dtype == dtype for p in params)
+            and all(map(operator.is_, map(states.get, params), self.states))
+            and all(map(operator.is_, [state[key]._array for state in self.states for key in keys], self.views))
+            and bool((self.flat[0] == self.flat[0][0]).all())  # every step count equal
+        )
+
+    def step(self, group: dict, params: list[Tensor]) -> None:
+        """One Adam step of every parameter, on the concatenated parameters, gradients and moments."""
+        steps = self.flat[0]
+        steps += 1
+        x = np.concatenate([a.reshape(-1) for a in self.arrays])
+        g = np.concatenate([p.grad._array.reshape(-1) for p in params])
+        _adam(group, x, g, *self.flat[1:], float(steps[0]))
+        for a, (lo, hi) in zip(self.arrays, self.bounds, strict=True):
+            np.copyto(a, x[lo:hi].reshape(a.shape))
 
 
 def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
