@@ -34,7 +34,7 @@ DIRECT_HALF_PLANE = 400  # output-plane pixels at which the direct rate halves
 DIRECT_WEIGHT_CACHE = 16e6  # weight bytes per group beyond which the direct kernels slow down
 STREAM_RATE = 12e9  # bytes/s of memory-bound passes
 CALL_OVERHEAD = 20e-6  # seconds per kernel or product launch
-CACHED_FRACTION = 0.25  # cost of a pass over data that stays in L2, relative to one through memory
+CACHED_FRACTION = 0.5  # cost of a pass over data that stays in L2, relative to one through memory
 GEMM_TILE_COLS = 32  # output columns of the GEMM's register tile (float32)
 
 
