@@ -66,8 +66,33 @@ def configs(draw):
     return x_shape, (k, c // groups, *kernel), options, draw(st.booleans())
 
 
-@given(config=configs(), dtype=st.sampled_from((np.float32, np.float64)), seed=st.integers(0, 2**32 - 1))
+DTYPES = st.sampled_from((np.float32, np.float64))
+SEEDS = st.integers(0, 2**32 - 1)
+
+
+@given(config=configs(), dtype=DTYPES, seed=SEEDS)
 def test_random_configurations_match_oracle(config, dtype, seed):
+    x_shape, w_shape, options, _ = config
+    serves_winograd = w_shape[2:] == (3, 3) and oracle.pair(options["stride"]) == (1, 1)
+    _check_against_oracle(config, dtype, seed, ["auto", "direct", "im2col"] + (["winograd"] if serves_winograd else []))
+
+
+@given(config=configs(), dtype=DTYPES, seed=SEEDS, one_row=st.booleans())
+def test_fused_im2col_blocks_match_oracle(config, dtype, seed, one_row):
+    """im2col's fused path (`numbaconv.algorithms.im2col.FUSED`) with its size threshold lifted, so these
+    small layers take it too: blocks of one output row, or of whole samples."""
+    from numbaconv.algorithms import im2col
+
+    saved = im2col.FUSED_MIN_PIXELS, im2col.BLOCK_BYTES
+    im2col.FUSED_MIN_PIXELS, im2col.BLOCK_BYTES = 1, (1 if one_row else saved[1])
+    try:
+        _check_against_oracle(config, dtype, seed, ["im2col"])
+    finally:
+        im2col.FUSED_MIN_PIXELS, im2col.BLOCK_BYTES = saved
+
+
+def _check_against_oracle(config, dtype, seed, algorithms):
+    """Every pass of every algorithm in ``algorithms`` against the oracle, all failures reported at once."""
     x_shape, w_shape, options, with_bias = config
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(x_shape).astype(dtype)
@@ -80,8 +105,6 @@ def test_random_configurations_match_oracle(config, dtype, seed):
         "grad_input": oracle.conv2d_grad_input(x_shape, weight, grad_output, **options),
         "grad_weight": oracle.conv2d_grad_weight(x, w_shape, grad_output, **options),
     }
-    serves_winograd = w_shape[2:] == (3, 3) and oracle.pair(options["stride"]) == (1, 1)
-    algorithms = ["auto", "direct", "im2col"] + (["winograd"] if serves_winograd else [])
     failures = []
     for algorithm in algorithms:
         for pass_name in expected:
