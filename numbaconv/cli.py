@@ -54,7 +54,10 @@ def kernel_dispatchers() -> list:
         found += [
             obj
             for name, obj in vars(module).items()
-            if isinstance(obj, Dispatcher) and not name.startswith("_") and obj.py_func.__module__ == module.__name__
+            if isinstance(obj, Dispatcher)
+            and not name.startswith("_")
+            and obj.py_func.__module__ == module.__name__
+            and obj.targetoptions.get("inline") != "always"  # helpers shared between modules, inlined
         ]
         found += getattr(module, "compiled_kernels", [])  # the GEMM's, made per dtype on first use
     for tile in dispatch.WINOGRAD_TILES:
@@ -123,7 +126,7 @@ def warm() -> None:
     import numpy as np
 
     from . import ALGORITHMS, Tensor, conv2d, conv2d_grad_input, conv2d_grad_weight, dispatch, runtime
-    from .algorithms import gemm, winograd
+    from .algorithms import gemm, im2col, winograd
     from .geometry import ConvSpec
     from .nn import functional as F
 
@@ -157,6 +160,11 @@ def warm() -> None:
                 winograd.grad_input(g, w, geo, tile=tile)
                 winograd.grad_weight(x, g, geo, tile=tile)
         conv2d(x, w, None, padding=2, dilation=2, algorithm="winograd")  # its polyphase parts
+        if im2col.FUSED:  # im2col's fused kernels, which layers this small take only at some thread counts
+            with runtime.parallel_section():
+                im2col.fused_forward(x, w, w[:, 0, 0, 0].copy(), geo, 1, np.empty(g.shape, dtype))
+                im2col.fused_grad_input(g, w, geo, 1, np.empty(x.shape, dtype))
+                im2col.fused_grad_weight(x, g, geo, 1)
         t = Tensor(x.copy(), requires_grad=True)
         c = x.shape[1]
         gamma, beta = Tensor(np.ones(c, dtype), requires_grad=True), Tensor(np.zeros(c, dtype), requires_grad=True)

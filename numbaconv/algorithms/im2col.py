@@ -116,8 +116,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
         return out
     block_rows = fused_block_rows(geo, x.itemsize, get_num_threads(), "forward")
     if block_rows:
-        _fused_forward(x, weight, bias, geo, out, block_rows)
-        return out
+        return fused_forward(x, weight, bias, geo, block_rows, out)
     w_mat = weight.reshape(groups, kg, rows)
     if bias is not None:  # W gains a bias column, the column matrix a row of ones
         w_mat = np.concatenate((w_mat, bias.reshape(groups, kg, 1)), axis=2)
@@ -159,9 +158,10 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def _fused_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: ConvGeometry, out, block_rows):
-    """`forward` through `numbaconv.kernels.lowered` in blocks of ``block_rows`` output rows: the weight
-    matrix padded to whole register-tile rows, the bias as an extra column."""
+def fused_forward(x, weight, bias, geo: ConvGeometry, block_rows: int, out: np.ndarray) -> np.ndarray:
+    """`forward` into ``out`` (n, k, oh, ow) through `numbaconv.kernels.lowered` (AVX-512 only), in blocks of
+    ``block_rows`` output rows: the weight matrix padded to whole register-tile rows, the bias as an extra
+    column. Returns out."""
     from numbaconv.kernels import gemm, lowered  # imported here: never without AVX-512
 
     groups, kg = geo.groups, geo.k // geo.groups
@@ -179,14 +179,17 @@ def _fused_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g
     scratch = workspace("gemm.scratch", (threads, gemm.MR * (gemm.KC + nr)), x.dtype)
     out3 = out.reshape(geo.n * groups, kg, geo.oh * geo.ow)
     lowered.forward(x, w_mat, out3, cols, scratch, _lowering_args(geo), (geo.oh, geo.ow), block_rows)
+    return out
 
 
-def _fused_grad_input(grad_out: np.ndarray, w_t: np.ndarray, geo: ConvGeometry, dx: np.ndarray, block_rows: int):
-    """`grad_input` through `numbaconv.kernels.lowered`: each group's transposed weight matrix padded to
-    whole register-tile rows, blocks of ``block_rows`` output rows."""
+def fused_grad_input(grad_out, weight, geo: ConvGeometry, block_rows: int, dx: np.ndarray) -> np.ndarray:
+    """`grad_input` into ``dx`` (n, c, h, w) through `numbaconv.kernels.lowered` (AVX-512 only): each group's
+    transposed weight matrix padded to whole register-tile rows, blocks of ``block_rows`` output rows.
+    Returns dx."""
     from numbaconv.kernels import gemm, lowered
 
-    groups, rows, kg = w_t.shape
+    groups, kg, rows = geo.groups, geo.k // geo.groups, geo.c // geo.groups * geo.kh * geo.kw
+    w_t = weight.reshape(groups, kg, rows).transpose(0, 2, 1)
     w_pad = workspace("im2col.weights", (groups, _round_up(rows, gemm.MR), kg), dx.dtype)
     w_pad[:, rows:] = 0
     w_pad[:, :rows] = w_t
@@ -196,10 +199,12 @@ def _fused_grad_input(grad_out: np.ndarray, w_t: np.ndarray, geo: ConvGeometry, 
     edge = workspace("im2col.edge", (threads, gemm.KC * nr), dx.dtype)
     scratch = workspace("gemm.scratch", (threads, gemm.MR * (gemm.KC + nr)), dx.dtype)
     lowered.grad_input(grad_out, w_pad, dx, dcols, edge, scratch, _lowering_args(geo), block_rows)
+    return dx
 
 
-def _fused_grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry, block_rows: int) -> np.ndarray:
-    """`grad_weight` through `numbaconv.kernels.lowered`: per-thread sums of dW, added and cropped here."""
+def fused_grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry, block_rows: int) -> np.ndarray:
+    """`grad_weight` through `numbaconv.kernels.lowered` (AVX-512 only): per-thread sums of dW, added and
+    cropped here. Returns a new (k, c // groups, kh, kw) array."""
     from numbaconv.kernels import gemm, lowered
 
     groups, kg, cg = geo.groups, geo.k // geo.groups, geo.c // geo.groups
@@ -229,8 +234,7 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry) -> n
         return dx
     block_rows = fused_block_rows(geo, dx.itemsize, get_num_threads(), "grad_input")
     if block_rows:
-        _fused_grad_input(grad_out, w_t, geo, dx, block_rows)
-        return dx
+        return fused_grad_input(grad_out, weight, geo, block_rows, dx)
     per_sample = _per_sample(geo)
     bytes_per_sample = (groups * rows + (0 if per_sample else geo.k)) * pixels * dx.itemsize
     for n0, nb in _chunks(geo.n, bytes_per_sample):
@@ -252,7 +256,7 @@ def grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry) -> np.nd
     rows = geo.c // groups * geo.kh * geo.kw
     block_rows = fused_block_rows(geo, x.itemsize, get_num_threads(), "grad_weight") if geo.n else 0
     if block_rows:
-        return _fused_grad_weight(x, grad_out, geo, block_rows)
+        return fused_grad_weight(x, grad_out, geo, block_rows)
     # The product reduces over pixels, which both operands hold contiguously; the engine's GEMM reads its
     # left operand in place and copies the right one, so the (smaller) gradient goes right: dW^T = cols @ dY^T.
     dw_t = np.zeros((groups, rows, kg), dtype=x.dtype)  # stays zero for an empty batch
