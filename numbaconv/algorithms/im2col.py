@@ -1,5 +1,10 @@
-"""im2col driver: lower each chunk of the batch to a column matrix (`kernels.im2col`) and let numpy's BLAS do
-the matrix products (`numbaconv.algorithms.gemm`).
+"""im2col driver: lower the input to a column matrix and multiply, either fused block by block on each
+thread (`kernels.lowered`) or materialised chunk by chunk (`kernels.im2col` plus `numbaconv.algorithms.gemm`).
+
+With AVX-512 (`FUSED`) each thread lowers a block of output rows into an L2-sized buffer and multiplies it
+there with the GEMM's register tile, so the column matrix never goes through memory (on cifar_c1, 3 input
+channels, the materialised forward spent more time moving the matrix than multiplying it). `fused_block_rows`
+picks the block or, for blocks too narrow for the register tile, the materialised path described below.
 
 Per group ``g`` (``kg = k // groups`` output channels, ``rows = c // groups * kh * kw``):
 

@@ -1,6 +1,7 @@
 """im2col kernels: lower a convolution to a matrix product by laying out every input window as a column.
 
-The matrix product itself is BLAS's, called by the driver; these kernels only move data. Each thread owns
+The matrix product itself is the driver's; these kernels only move data. `lower_row` and `raise_row` (one
+row of a column matrix and its adjoint) are shared with the fused kernels of `numbaconv.kernels.lowered`. Each thread owns
 whole rows (or, for the scatter-add of `col2im`, whole planes) of the destination, so no two threads ever
 write the same element.
 
@@ -13,9 +14,10 @@ operand of one matrix product per group; viewed per sample, as (rows, oh * ow) w
 ``nb * oh * ow``, it yields output already in (n, k, oh, ow) order. Rows past ``cg * kh * kw`` are left
 alone (the driver puts a row of ones there to fold the bias into the product).
 
-Inner loops index with ``start + t`` where ``start`` is clamped with ``max(0, ...)`` and ``t`` counts from
-zero: LLVM can then prove the index non-negative and drops Numba's negative-index wraparound, which
-otherwise turns the row copies into gathers (about 4x slower).
+Inner loops read x at ``start + t`` where ``start`` is clamped with ``max(0, ...)`` and ``t`` counts from
+zero, and index the flat column matrix with unsigned integers: LLVM can then prove the indices non-negative
+and drops Numba's negative-index wraparound, which otherwise turns the row copies into gathers (about 4x
+slower).
 """
 
 import numpy as np
