@@ -1,9 +1,9 @@
 """im2col kernels: lower a convolution to a matrix product by laying out every input window as a column.
 
 The matrix product itself is the driver's; these kernels only move data. `lower_row` and `raise_row` (one
-row of a column matrix and its adjoint) are shared with the fused kernels of `numbaconv.kernels.lowered`. Each thread owns
-whole rows (or, for the scatter-add of `col2im`, whole planes) of the destination, so no two threads ever
-write the same element.
+row of a column matrix and its adjoint) are shared with the fused kernels of `numbaconv.kernels.lowered`.
+Each thread owns whole rows (or, for the scatter-add of `col2im`, whole planes) of the destination, so no
+two threads ever write the same element.
 
 Column layout, for a chunk of ``nb`` samples starting at sample ``n0``: ``cols`` is (groups, rows, nb, oh, ow)
 with ``rows >= cg * kh * kw`` (``cg = c // groups``). Row ``(ci * kh + i) * kw + j`` of group ``g`` holds,
