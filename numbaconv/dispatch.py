@@ -2,8 +2,8 @@
 
 Each candidate's time is estimated from its arithmetic (at a rate that depends on how well its matrix
 shapes fill the machine) plus the memory it streams. The constants were fitted to measurements on a 2-core
-AVX-512 machine with `benchmarks/compare.py`; the choice is a pure function of shape, dtype, thread count
-and pass, so it is deterministic and `explain` can show it.
+AVX-512 machine (`benchmarks/calibrate.py` times every candidate and scores the choices); the choice is a
+pure function of shape, dtype, thread count and pass, so it is deterministic and `explain` can show it.
 """
 
 from __future__ import annotations
