@@ -50,7 +50,7 @@ class Tensor(ArithmeticOps, ReductionOps, ShapeOps):
         self._node: Node | None = None
         self._grad: Tensor | None = None
         self._requires_grad = False
-        if requires_grad:  # the setter's checks (a fresh tensor may always be False)
+        if requires_grad:  # the setter checks; a fresh tensor may be False without them
             self.requires_grad = requires_grad
 
     # --- attributes ---------------------------------------------------------------------------------------
