@@ -201,6 +201,27 @@ def test_adam_leaves_the_flat_layout_when_it_no_longer_holds_the_state(event, mo
         np.testing.assert_array_equal(a, b)
 
 
+def test_adam_steps_parameters_sharing_memory_one_after_the_other(monkeypatch):
+    """Two Parameters over one array (``Parameter(t)`` shares t's memory): no flat layout, which would read
+    both before writing either; the loop's numbers."""
+
+    def run():
+        shared = np.array(START[0])
+        params = [nn.Parameter(shared), nn.Parameter(shared), nn.Parameter(ag.tensor(START[1]))]
+        opt = optim.Adam(params, lr=0.05)
+        for _ in range(3):
+            for i, p in zip((0, 0, 1), params, strict=True):
+                p.grad = ag.tensor(gradient(i, p.detach().numpy()))
+            opt.step()
+        assert not opt._flat
+        return [p.detach().numpy().copy() for p in params]
+
+    got = run()
+    per_parameter(monkeypatch)
+    for a, b in zip(got, run(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_float32_parameters_stay_float32_in_place():
     params = [nn.Parameter(ag.tensor(s, dtype=ag.float32)) for s in START]
     arrays = [p._array for p in params]

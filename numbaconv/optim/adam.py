@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import operator
 from typing import NamedTuple
 
@@ -151,9 +152,7 @@ class _FlatState(NamedTuple):
         parameters mix dtypes or share memory (then each is stepped on its own)."""
         arrays = tuple(p._array for p in params)
         dtype = arrays[0].dtype
-        if any(a.dtype != dtype for a in arrays) or any(
-            np.may_share_memory(a, b) for i, a in enumerate(arrays) for b in arrays[:i]
-        ):
+        if any(a.dtype != dtype for a in arrays) or _overlapping(arrays):
             return None
         ends = np.cumsum([a.size for a in arrays]).tolist()
         bounds = tuple(zip([0, *ends[:-1]], ends, strict=True))
@@ -190,6 +189,16 @@ class _FlatState(NamedTuple):
         _adam(group, x, g, *self.flat[1:], float(steps[0]))
         for a, (lo, hi) in zip(self.arrays, self.bounds, strict=True):
             np.copyto(a, x[lo:hi].reshape(a.shape))
+
+
+_byte_bounds = getattr(np, "byte_bounds", None) or np.lib.array_utils.byte_bounds  # moved in numpy 2
+
+
+def _overlapping(arrays: tuple[np.ndarray, ...]) -> bool:
+    """Whether the memory ranges of any two arrays overlap (np.may_share_memory's test, sorted: n log n)."""
+    spans = sorted(_byte_bounds(a) for a in arrays)
+    ends = itertools.accumulate((high for _, high in spans), max)
+    return any(low < end for (low, _), end in zip(spans[1:], ends, strict=False))
 
 
 def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
