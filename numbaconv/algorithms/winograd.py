@@ -61,10 +61,11 @@ _MATRICES = {
 
 # A chunk's transformed tiles (both GEMM operands) stay near this many bytes, so they are still in L2 (1 MB a
 # core on the reference machine) when the GEMM and the inverse transform read them; but a chunk holds at least
-# _MIN_CHUNK_TILES tiles, below which the GEMMs get inefficient. One thread, CPU time, against 4 MB and 512:
-# cifar_c2 forward 8.3-9.0 -> 5.8-6.5 ms, resnet56 17.6-21.4 -> 14.3-15.7 ms (in 2-thread wall time too).
-_CHUNK_BYTES = 1 << 20
-_MIN_CHUNK_TILES = 128
+# _MIN_CHUNK_TILES tiles, below which the GEMMs get inefficient. Forward+backward on 2 threads, best / median of
+# 15 interleaved rounds, 4 MB and 512 -> 2 MB and 256: cifar_c2 9.5 / 12.4 -> 8.6 / 11.1 ms, resnet56
+# 26.4 / 31.8 -> 21.2 / 24.7 ms (1 MB and 128: 9.5 / 12.0 and 22.7 / 25.7; cifar_c3, resnet28 within noise).
+_CHUNK_BYTES = 2 << 20
+_MIN_CHUNK_TILES = 256
 # Tiles per transform work item: long enough for vector loops, short enough for the scratch to stay in L2.
 _SEGMENT_TILES = 512
 
