@@ -315,6 +315,37 @@ def test_cross_entropy_probability_targets(options, dtype):
             (rand(5, 3), p), dtype)  # fmt: skip
 
 
+NEG_INF_CASES = [  # (function, target, keyword arguments); the logits/log-probabilities are [[0, -inf, 1], [1, 2, 3]]
+    ("cross_entropy", [0, 2], {}),  # -inf on classes the loss does not pick: finite
+    ("cross_entropy", [1, 2], {}),  # -inf on a target: inf
+    ("cross_entropy", [1, 0], {"ignore_index": 1}),  # -inf only in an ignored row: finite
+    ("cross_entropy", [0, 2], {"label_smoothing": 0.1}),  # smoothing reaches every class: inf
+    ("cross_entropy", [1, 2], {"weight": [1.0, 0.0, 1.0], "reduction": "sum"}),  # 0 * -inf: NaN in both
+    ("nll_loss", [0, 2], {"reduction": "none"}),
+]
+
+
+@pytest.mark.parametrize("name, target, options", NEG_INF_CASES)
+def test_class_losses_with_minus_infinity_as_pytorch(name, target, options):
+    """A -inf logit or log-probability gives PyTorch's loss and gradient: finite wherever the loss does not
+    pick it (no 0 * -inf), inf or NaN where PyTorch's are."""
+    x = np.array([[0.0, -np.inf, 1.0], [1.0, 2.0, 3.0]])
+    weight = options.get("weight")
+    kwargs = {k: v for k, v in options.items() if k != "weight"}
+    mine = Tensor(x, requires_grad=True)
+    ref = torch.tensor(x, requires_grad=True)
+    ours = getattr(ops, name)(mine, Tensor(np.array(target)), None if weight is None else Tensor(np.array(weight)),
+                              **kwargs)  # fmt: skip
+    theirs = getattr(F, name)(
+        ref, torch.tensor(target), None if weight is None else torch.tensor(weight).double(), **kwargs
+    )
+    np.testing.assert_allclose(ours._array, theirs.detach().numpy(), rtol=1e-12)
+    if np.isfinite(theirs.detach().numpy()).all():
+        ours.sum().backward()
+        theirs.sum().backward()
+        np.testing.assert_allclose(mine.grad._array, ref.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
 def test_cross_entropy_unbatched():
     x = rand(5)
     compare(lambda t: ops.cross_entropy(t, Tensor(np.array(3))), lambda t: F.cross_entropy(t, torch.tensor(3)),

@@ -38,8 +38,9 @@ def _class_weight(weight, classes: int, dtype: np.dtype) -> np.ndarray | None:
 
 
 def _index_coefficients(target: np.ndarray, sample_shape, classes: int, weight, ignore_index: int,
-                        smoothing: float, dtype: np.dtype) -> tuple[np.ndarray, float]:  # fmt: skip
-    """A (M, C) and the ``mean`` denominator for int class-index targets of ``sample_shape``."""
+                        smoothing: float, dtype: np.dtype) -> tuple[np.ndarray, float, np.ndarray]:  # fmt: skip
+    """A (M, C), the ``mean`` denominator and the (M,) target class of each row (-1 where ignored) for int
+    class-index targets of ``sample_shape``."""
     if target.shape != sample_shape:
         raise ValueError(f"target must have shape {sample_shape} (the input's without the class axis), "
                          f"got {target.shape}")  # fmt: skip
@@ -55,7 +56,21 @@ def _index_coefficients(target: np.ndarray, sample_shape, classes: int, weight, 
     if smoothing:
         spread = np.ones(classes, dtype) if weight is None else weight
         coefficients += (smoothing / classes) * spread[None, :] * valid[:, None]
-    return coefficients, picked.sum(dtype=np.float64)
+    return coefficients, picked.sum(dtype=np.float64), np.where(valid, labels, -1)
+
+
+def _index_losses(coefficients: np.ndarray, logp: np.ndarray, labels: np.ndarray, smoothing: float) -> np.ndarray:
+    """``-sum_c A * logp`` per row for class-index targets, formed as PyTorch forms it: only the target's term
+    (all classes' with label smoothing), and nothing for ignored rows (``labels`` -1), so a -inf
+    log-probability the loss does not pick leaves it finite rather than making 0 * -inf."""
+    valid = labels >= 0
+    with np.errstate(invalid="ignore"):  # 0 * -inf on ignored rows: discarded by the where
+        if smoothing:
+            terms = (coefficients * logp).sum(axis=1)
+        else:
+            rows, picked = np.arange(labels.size), np.maximum(labels, 0)
+            terms = coefficients[rows, picked] * logp[rows, picked]
+    return np.where(valid, -terms, 0).astype(logp.dtype, copy=False)
 
 
 def _soft_coefficients(target: np.ndarray, input_shape, weight, smoothing: float) -> np.ndarray:
@@ -91,11 +106,17 @@ def _class_loss(name: str, input, target, weight, ignore_index: int, reduction: 
         coefficients, denominator = _soft_coefficients(y, x.shape, w, smoothing), x.size // classes
     elif y.dtype.kind in "iu":
         sample_shape = x.shape[:1] + x.shape[2:]
-        coefficients, denominator = _index_coefficients(y, sample_shape, classes, w, ignore_index, smoothing, dtype)
+        coefficients, denominator, labels = _index_coefficients(
+            y, sample_shape, classes, w, ignore_index, smoothing, dtype
+        )
     else:
         raise TypeError(f"target must hold int64 class indices or float class probabilities, got dtype {y.dtype}")
     logp = log_softmax_array(_rows(x), 1) if from_logits else _rows(x)
-    per_sample = -(coefficients * logp).sum(axis=1)
+    if soft:
+        with np.errstate(invalid="ignore"):  # 0 * -inf is NaN, silently, as in PyTorch
+            per_sample = -(coefficients * logp).sum(axis=1)
+    else:
+        per_sample = _index_losses(coefficients, logp, labels, smoothing)
     if reduction == "none":
         loss = per_sample.reshape(() if unbatched else x.shape[:1] + x.shape[2:])
     elif reduction == "sum":
