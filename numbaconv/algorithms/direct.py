@@ -31,7 +31,7 @@ class _Layout(NamedTuple):
         return self.phases * self.hq * self.wq
 
 
-def _layout(geo: ConvGeometry) -> _Layout:
+def padded_layout(geo: ConvGeometry) -> _Layout:
     """Phase planes hold every input pixel an output reads (``oh + (kh-1)*dil_h // stride_h`` rows, likewise
     columns) plus one spare zero row for the last row's garbage reads in flat mode."""
     hq = geo.oh + (geo.kh - 1) * geo.dil_h // geo.stride_h + 1
@@ -57,7 +57,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
         return out
     if bias is None:
         bias = np.zeros(geo.k, dtype=x.dtype)
-    lay = _layout(geo)
+    lay = padded_layout(geo)
     chunks = _chunks(geo.n * geo.k)
     cpg = geo.c // geo.groups
     xpad = workspace("direct.xpad", (chunks * cpg * lay.plane_in,), x.dtype)
@@ -77,7 +77,7 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry) -> n
     if geo.stride_h == 1 and geo.stride_w == 1 and finite:
         return _grad_input_gather(grad_out, weight, geo)
     dx = np.empty((geo.n, geo.c, geo.h, geo.w), dtype=grad_out.dtype)
-    lay = _layout(geo)
+    lay = padded_layout(geo)
     chunks = _chunks(geo.n * geo.c)
     kpg = geo.k // geo.groups
     gwide = workspace("direct.gwide", (chunks * kpg * geo.oh * lay.wq,), grad_out.dtype)
@@ -109,7 +109,7 @@ def grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry) -> np.nd
     cpg, kpg = geo.c // geo.groups, geo.k // geo.groups
     if geo.n == 0:
         return np.zeros((geo.k, cpg, geo.kh, geo.kw), dtype=x.dtype)
-    lay = _layout(geo)
+    lay = padded_layout(geo)
     pairs = geo.n * geo.groups
     kblocks = min(kpg, -(-_chunks(pairs * kpg) // pairs))  # split groups only when pairs < threads
     chunks = _chunks(pairs * kblocks)

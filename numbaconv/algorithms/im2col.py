@@ -185,8 +185,21 @@ def fused_forward(x, weight, bias, geo: ConvGeometry, block_rows: int, out: np.n
     cols = workspace("im2col.cols", (threads, rows_b * ldb), x.dtype)
     scratch = workspace("gemm.scratch", (threads, gemm.MR * (gemm.KC + nr)), x.dtype)
     out3 = out.reshape(geo.n * groups, kg, geo.oh * geo.ow)
-    lowered.forward(x, w_mat, out3, cols, scratch, _lowering_args(geo), (geo.oh, geo.ow), block_rows)
+    xpad, phases = _phase_planes(geo, threads, x.dtype)
+    lowered.forward(x, w_mat, out3, cols, scratch, _lowering_args(geo), (geo.oh, geo.ow), block_rows, xpad, phases)
     return out
+
+
+def _phase_planes(geo: ConvGeometry, threads: int, dtype: np.dtype) -> tuple[np.ndarray, tuple[int, int]]:
+    """Per-thread scratch for a (sample, group)'s input planes padded and split into stride phases (the
+    direct algorithm's layout), and its (hq, wq); for stride-1 layers an empty scratch and (0, 0): their
+    rows are lowered straight from x."""
+    if geo.stride_w == 1:
+        return workspace("im2col.xpad", (threads, 0), dtype), (0, 0)
+    from numbaconv.algorithms.direct import padded_layout
+
+    lay = padded_layout(geo)
+    return workspace("im2col.xpad", (threads, geo.c // geo.groups * lay.plane_in), dtype), (lay.hq, lay.wq)
 
 
 def fused_grad_input(grad_out, weight, geo: ConvGeometry, block_rows: int, dx: np.ndarray) -> np.ndarray:

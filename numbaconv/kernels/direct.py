@@ -80,7 +80,7 @@ def _fill(dst, d0, size, value):
 
 
 @njit(cache=True)
-def _tap_offsets(kh, kw, conv, hq, wq):
+def tap_offsets(kh, kw, conv, hq, wq):
     """(kh, kw) offsets of each tap's first read inside a padded, phase-split input plane. Computed once per
     call, outside the parallel loop: the divisions are too slow to redo per tap and plane."""
     stride_h, stride_w, _, _, dil_h, dil_w, _ = conv
@@ -102,7 +102,7 @@ def _phase_range(phase, stride, pad, size, count):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _pad_planes(src, b, c0, nplanes, dst, d0, hq, wq, conv):
+def pad_planes(src, b, c0, nplanes, dst, d0, hq, wq, conv):
     """Copy planes ``src[b, c0:c0+nplanes]`` (h, w) into ``dst[d0:]`` as (nplanes, stride_h*stride_w, hq, wq):
     zero-padded and phase-split (module docstring); what falls outside is dropped, the rest is zero."""
     stride_h, stride_w, pad_h, pad_w, _, _, _ = conv
@@ -125,7 +125,7 @@ def _pad_planes(src, b, c0, nplanes, dst, d0, hq, wq, conv):
 
 @njit(cache=True, fastmath=FASTMATH)
 def _unpad_plane(src, s0, hq, wq, conv, dst, b, cc):
-    """Inverse of `_pad_planes` for one plane: ``dst[b, cc]`` (h, w) from the padded, phase-split plane at
+    """Inverse of `pad_planes` for one plane: ``dst[b, cc]`` (h, w) from the padded, phase-split plane at
     ``src[s0:]``; pixels the padded plane does not cover are zero."""
     stride_h, stride_w, pad_h, pad_w, _, _, _ = conv
     h, w = dst.shape[2], dst.shape[3]
@@ -185,7 +185,7 @@ def forward(x, weight, bias, out, xpad, acc, plan, conv):
     plane_in = stride_h * stride_w * hq * wq
     plane_out = oh * wq
     triples = kw - kw % 3  # taps [0, triples) go three at a time
-    tap = _tap_offsets(kh, kw, conv, hq, wq)
+    tap = tap_offsets(kh, kw, conv, hq, wq)
     for t in prange(chunks):
         x0 = t * cpg * plane_in
         a0 = t * plane_out
@@ -195,7 +195,7 @@ def forward(x, weight, bias, out, xpad, acc, plan, conv):
             kk = plane - b * k
             g = kk // kpg
             if b * groups + g != padded:
-                _pad_planes(x, b, g * cpg, cpg, xpad, x0, hq, wq, conv)
+                pad_planes(x, b, g * cpg, cpg, xpad, x0, hq, wq, conv)
                 padded = b * groups + g
             _fill(acc, a0, plane_out, bias[kk])
             for ci in range(cpg):
@@ -235,7 +235,7 @@ def grad_input_scatter(grad_out, weight, dx, gwide, dxpad, plan, flat, conv):
     nrows = 1 if flat else oh
     rowlen = plane_out if flat else ow
     triples = kpg - kpg % 3  # output channels [0, triples) go three at a time
-    tap = _tap_offsets(kh, kw, conv, hq, wq)
+    tap = tap_offsets(kh, kw, conv, hq, wq)
     for t in prange(chunks):
         g0 = t * kpg * plane_out
         d0 = t * plane_in
@@ -293,7 +293,7 @@ def grad_weight(x, grad_out, partial, xpad, gwide, plan, kblocks, conv):
     plane_out = oh * wq
     triples = kw - kw % 3  # taps [0, triples) go three at a time
     units = n * groups * kblocks
-    tap = _tap_offsets(kh, kw, conv, hq, wq)
+    tap = tap_offsets(kh, kw, conv, hq, wq)
     for t in prange(chunks):
         x0 = t * cpg * plane_in
         g0 = t * kpg * plane_out
@@ -310,7 +310,7 @@ def grad_weight(x, grad_out, partial, xpad, gwide, plan, kblocks, conv):
             b = pair // groups
             g = pair - b * groups
             if pair != padded:
-                _pad_planes(x, b, g * cpg, cpg, xpad, x0, hq, wq, conv)
+                pad_planes(x, b, g * cpg, cpg, xpad, x0, hq, wq, conv)
                 flat = _all_finite(xpad, x0, cpg * plane_in)
                 padded = pair
             nrows = 1 if flat else oh
