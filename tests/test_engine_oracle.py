@@ -165,6 +165,7 @@ MEDIUM = [
     Case("medium-3x3-depthwise", (2, 24, 19, 20), (24, 1, 3, 3), padding=1, groups=24),
     Case("medium-3x3-reflect-g2", (1, 16, 18, 17), (16, 8, 3, 3), padding=1, groups=2, padding_mode="reflect"),
     Case("medium-stem-k7-s2-p3", (1, 3, 33, 30), (8, 3, 7, 7), stride=2, padding=3),
+    Case("medium-k3-s2-p1-g2", (2, 8, 19, 18), (12, 4, 3, 3), stride=2, padding=1, groups=2),  # fused, phased
     Case("medium-dilated-d2-p2", (1, 12, 21, 22), (12, 12, 3, 3), dilation=2, padding=2),
     Case("medium-1x1", (2, 32, 17, 16), (48, 32, 1, 1)),
 ]

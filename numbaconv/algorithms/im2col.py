@@ -191,9 +191,9 @@ def fused_forward(x, weight, bias, geo: ConvGeometry, block_rows: int, out: np.n
 
 
 def _phase_planes(geo: ConvGeometry, threads: int, dtype: np.dtype) -> tuple[np.ndarray, tuple[int, int]]:
-    """Per-thread scratch for a (sample, group)'s input planes padded and split into stride phases (the
-    direct algorithm's layout), and its (hq, wq); for stride-1 layers an empty scratch and (0, 0): their
-    rows are lowered straight from x."""
+    """Per-thread scratch for a (sample, group)'s input (or input-gradient) planes padded and split into
+    stride phases (the direct algorithm's layout), and its (hq, wq); for stride-1 layers an empty scratch and
+    (0, 0): their rows are lowered straight from x (raised straight into dx)."""
     if geo.stride_w == 1:
         return workspace("im2col.xpad", (threads, 0), dtype), (0, 0)
     from numbaconv.algorithms.direct import padded_layout
@@ -218,7 +218,8 @@ def fused_grad_input(grad_out, weight, geo: ConvGeometry, block_rows: int, dx: n
     dcols = workspace("im2col.cols", (threads, w_pad.shape[1] * _round_up(block_rows * geo.ow, nr)), dx.dtype)
     edge = workspace("im2col.edge", (threads, gemm.KC * nr), dx.dtype)
     scratch = workspace("gemm.scratch", (threads, gemm.MR * (gemm.KC + nr)), dx.dtype)
-    lowered.grad_input(grad_out, w_pad, dx, dcols, edge, scratch, _lowering_args(geo), block_rows)
+    dxpad, phases = _phase_planes(geo, threads, dx.dtype)
+    lowered.grad_input(grad_out, w_pad, dx, dcols, edge, scratch, _lowering_args(geo), block_rows, dxpad, phases)
     return dx
 
 

@@ -124,7 +124,7 @@ def pad_planes(src, b, c0, nplanes, dst, d0, hq, wq, conv):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _unpad_plane(src, s0, hq, wq, conv, dst, b, cc):
+def unpad_plane(src, s0, hq, wq, conv, dst, b, cc):
     """Inverse of `pad_planes` for one plane: ``dst[b, cc]`` (h, w) from the padded, phase-split plane at
     ``src[s0:]``; pixels the padded plane does not cover are zero."""
     stride_h, stride_w, pad_h, pad_w, _, _, _ = conv
@@ -268,7 +268,7 @@ def grad_input_scatter(grad_out, weight, dx, gwide, dxpad, plan, flat, conv):
                         wv = weight[g * kpg + kl, ci, i, j]
                         for r in range(nrows):
                             _madd(dxpad, d + r * wq, gwide, g0 + kl * plane_out + r * wq, wv, rowlen)
-            _unpad_plane(dxpad, d0, hq, wq, conv, dx, b, cc)
+            unpad_plane(dxpad, d0, hq, wq, conv, dx, b, cc)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)

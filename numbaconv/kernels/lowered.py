@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from numbaconv.kernels import FASTMATH
-from numbaconv.kernels.direct import pad_planes, tap_offsets
+from numbaconv.kernels.direct import pad_planes, tap_offsets, unpad_plane
 from numbaconv.kernels.gemm import KC, MR, multiply_tile
 from numbaconv.kernels.im2col import lower_row, raise_row, zero_planes
 
@@ -147,7 +147,7 @@ def _copy_edge(src, s0, lds, rows, cols, dst, d0, nr):
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def grad_input(grad_out, w_t, dx, dcols, edge, scratch, lowering, block_rows):
+def grad_input(grad_out, w_t, dx, dcols, edge, scratch, lowering, block_rows, dxpad, phases):
     """Overwrite dx (n, c, h, w) with dL/dx from grad_out (n, k, oh, ow): per (sample, group), block by block
     of output rows, dcols = w_t[g] @ grad_out's block, then `raise_row` adds each column back to the input
     pixel it came from.
@@ -155,7 +155,9 @@ def grad_input(grad_out, w_t, dx, dcols, edge, scratch, lowering, block_rows):
     w_t: (groups, rpad, kg), each group's weight matrix transposed, zero rows from cg * kh * kw up to rpad (a
     multiple of MR). dcols: (threads, rpad * ldc), ldc a multiple of NR: every tile is whole. edge: (threads,
     KC * NR), the ragged last column sliver of a block's grad_out, zero-padded. A thread owns whole samples,
-    so the scatter-add never races.
+    so the scatter-add never races. With ``phases = (hq, wq)`` (strided layers) the columns are added into
+    padded, phase-split planes in dxpad (threads, cg * planes), contiguous runs like `forward`'s lowering,
+    and each (sample, group)'s planes are then cropped into dx.
     """
     n, k, oh, ow = grad_out.shape
     c = dx.shape[1]
@@ -167,11 +169,16 @@ def grad_input(grad_out, w_t, dx, dcols, edge, scratch, lowering, block_rows):
     go = grad_out.reshape(grad_out.size)
     plane = oh * ow
     items = n * groups
+    conv, tap, plane_in = _phase_plan(lowering, groups, phases)
     for parallel_t in prange(threads):
         t = np.int64(parallel_t)  # the parfor index may be unsigned: uint64 with int64 arithmetic is float64
         for pair in range(t * items // threads, (t + 1) * items // threads):
             b, g = pair // groups, pair % groups
-            zero_planes(dx, b, g * cg, cg)
+            if plane_in == 0:
+                zero_planes(dx, b, g * cg, cg)
+            else:
+                for f in range(cg * plane_in):
+                    dxpad[t, f] = 0
             for oy0 in range(0, oh, block_rows):
                 oy1 = min(oh, oy0 + block_rows)
                 pixels = (oy1 - oy0) * ow
@@ -201,7 +208,28 @@ def grad_input(grad_out, w_t, dx, dcols, edge, scratch, lowering, block_rows):
                                 scratch,
                                 t,
                             )
-                _raise_block(dcols[t], ldc, lowering, oy0, oy1, ow, dx, b, g * cg, cg)
+                if plane_in == 0:
+                    _raise_block(dcols[t], ldc, lowering, oy0, oy1, ow, dx, b, g * cg, cg)
+                else:
+                    _raise_block_phased(dcols[t], ldc, cg, tap, oy0, oy1, ow, phases[1], dxpad[t], plane_in)
+            for ci in range(cg if plane_in else 0):
+                unpad_plane(dxpad[t], ci * plane_in, phases[0], phases[1], conv, dx, b, g * cg + ci)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _raise_block_phased(src, lds, cg, tap, oy0, oy1, ow, wq, dxpad, plane_in):
+    """The adjoint of `_lower_block_phased`: add each row of a block's column matrix at src (row pitch lds)
+    to the padded, phase-split planes in dxpad, one contiguous run per tap and output row."""
+    kh, kw = tap.shape
+    for ci in range(cg):
+        for i in range(kh):
+            for j in range(kw):
+                s = ((ci * kh + i) * kw + j) * lds
+                d = ci * plane_in + tap[i, j]
+                for oy in range(oy0, oy1):
+                    row_s, row_d = s + (oy - oy0) * ow, d + oy * wq
+                    for ox in range(ow):
+                        dxpad[_u(row_d + ox)] += src[_u(row_s + ox)]
 
 
 @njit(cache=True, fastmath=FASTMATH)
