@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import runtime
 from ..geometry import ConvGeometry
-from ..kernels.winograd import make_output_transform, make_tile_transform, move_phases
+from ..kernels.winograd import make_output_transform, make_tile_transform, move_phases, transform_weights
 from . import flipped_weight
 from .gemm import matmul
 
@@ -68,6 +68,8 @@ _CHUNK_BYTES = 2 << 20
 _MIN_CHUNK_TILES = 256
 # Tiles per transform work item: long enough for vector loops, short enough for the scratch to stay in L2.
 _SEGMENT_TILES = 512
+# Kernels per block of the weight transform: their transposed taps (9 * 2 KB in float32) stay in L1.
+_WEIGHT_BLOCK = 512
 
 
 class _Phase(NamedTuple):
@@ -181,11 +183,12 @@ def _scratch(tile: int, tiles_w: int, dtype: np.dtype) -> tuple[np.ndarray, np.n
 
 
 def _transform_weight(weight: np.ndarray, tile: int) -> np.ndarray:
-    """U = G g G^T of every (k, c/groups) kernel: weight (k, cg, 3, 3) -> workspace (a*a, k, cg), one GEMM."""
+    """U = G g G^T of every (k, c/groups) kernel: weight (k, cg, 3, 3) -> workspace (a*a, k, cg)."""
     k, cg = weight.shape[:2]
     kron_g = _plan(tile, weight.dtype).kron_g
     u = runtime.workspace("winograd.U", (kron_g.shape[0], k * cg), weight.dtype)
-    matmul(kron_g, weight.reshape(k * cg, 9).T, out=u)
+    taps = runtime.workspace("winograd.taps", (runtime.get_num_threads(), 9 * _WEIGHT_BLOCK), weight.dtype)
+    transform_weights(np.ascontiguousarray(weight).reshape(k * cg, 9), kron_g, u, taps)
     return u.reshape(kron_g.shape[0], k, cg)
 
 

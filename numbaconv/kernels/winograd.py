@@ -221,3 +221,42 @@ def move_phases(array, starts, step_h, step_w, stacked, gather):
             else:
                 for x in range(w):
                     array[b, ch, row, _U(c0 + x * step_w)] = stacked[plane, ch, y, x]
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def transform_weights(weight, kron, u, taps_buf):
+    """``u[p, f] = sum_q kron[p, q] * weight[f, q]``: U = G g G^T of every flattened 3x3 kernel f, in one pass.
+
+    weight: (kernels, 9) C-contiguous (kernels = k * c/groups); kron: (a*a, 9), kron(G, G); u: (a*a,
+    kernels). taps_buf: (blocks, 9 * block) scratch: each block of kernels has its taps transposed there, so
+    the loop over kernels reads contiguous runs. The weights are read once and U written once: as a matrix
+    product of kron by weight^T they were first copied transposed, then read again.
+    """
+    kernels = weight.shape[0]
+    a2 = kron.shape[0]
+    threads = taps_buf.shape[0]
+    block = taps_buf.shape[1] // 9
+    blocks = (kernels + block - 1) // block
+    for parallel_t in prange(threads):
+        t = np.int64(parallel_t)  # the parfor index may be unsigned: uint64 with int64 arithmetic is float64
+        for blk in range(t * blocks // threads, (t + 1) * blocks // threads):
+            f0 = blk * block
+            count = min(block, kernels - f0)
+            for q in range(count):
+                for tap in range(9):
+                    taps_buf[t, _U(tap * block + q)] = weight[_U(f0 + q), tap]
+            for p in range(a2):
+                c0, c1, c2, c3, c4 = kron[p, 0], kron[p, 1], kron[p, 2], kron[p, 3], kron[p, 4]
+                c5, c6, c7, c8 = kron[p, 5], kron[p, 6], kron[p, 7], kron[p, 8]
+                for q in range(count):
+                    u[p, _U(f0 + q)] = (
+                        c0 * taps_buf[t, _U(q)]
+                        + c1 * taps_buf[t, _U(block + q)]
+                        + c2 * taps_buf[t, _U(2 * block + q)]
+                        + c3 * taps_buf[t, _U(3 * block + q)]
+                        + c4 * taps_buf[t, _U(4 * block + q)]
+                        + c5 * taps_buf[t, _U(5 * block + q)]
+                        + c6 * taps_buf[t, _U(6 * block + q)]
+                        + c7 * taps_buf[t, _U(7 * block + q)]
+                        + c8 * taps_buf[t, _U(8 * block + q)]
+                    )
