@@ -75,14 +75,23 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
         for i in range(out.shape[0]):
             matmul(a_b[i], b_b[i], out[i], accumulate)
         return out
-    nr = 2 * kernels.lanes(out.dtype)
-    threads = runtime.get_num_threads()
+    scratch, nr = tile_scratch(out.dtype)
+    threads = scratch.shape[0]
     task_rows, task_cols = _task_shape(out3.shape[0], m, n, nr, threads, kernels.MR, kernels.MC)
     in_place = b3.strides[2] == b3.itemsize
     slots = kernels.packed_b_slots(n, nr, in_place)
     bpack = runtime.workspace("gemm.b", (max(1, kernels.packed_b_size(*b3.shape, nr, in_place)),), out.dtype)
-    scratch = runtime.workspace("gemm.scratch", (threads, kernels.MR * (kernels.KC + nr)), out.dtype)
     if slots:
         kernels.pack_b(out.dtype)(b3, nr, slots, bpack)
     kernels.batched_matmul(out.dtype)(a3, b3, out3, accumulate, task_rows, task_cols, bpack, scratch)
     return out
+
+
+def tile_scratch(dtype: np.dtype) -> tuple[np.ndarray, int]:
+    """The micro-kernel's per-thread scratch, (threads, MR * (KC + NR)), and NR, the register tile's columns
+    in ``dtype``: every kernel that multiplies tiles (`matmul`, `numbaconv.kernels.lowered`) takes it. AVX-512
+    only; call inside `runtime.parallel_section`."""
+    from ..kernels import gemm as kernels
+
+    nr = 2 * kernels.lanes(dtype)
+    return runtime.workspace("gemm.scratch", (runtime.get_num_threads(), kernels.MR * (kernels.KC + nr)), dtype), nr

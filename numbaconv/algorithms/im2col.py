@@ -38,7 +38,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from numbaconv.algorithms.gemm import HAS_AVX512, matmul
+from numbaconv.algorithms.gemm import HAS_AVX512, matmul, tile_scratch
 from numbaconv.geometry import ConvGeometry
 from numbaconv.kernels import im2col as kernels
 from numbaconv.runtime import get_num_threads, workspace
@@ -152,7 +152,7 @@ def fused_block_rows(geo: ConvGeometry, itemsize: int, threads: int, pass_name: 
         return 0
     from numbaconv.kernels import gemm  # imported here: never without AVX-512
 
-    rows = _round_up(geo.c // geo.groups * geo.kh * geo.kw + 1, 2 * gemm.lanes(np.dtype(f"f{itemsize}")))
+    rows = _round_up(geo.c // geo.groups * geo.kh * geo.kw + 1, 2 * gemm.VECTOR_BYTES // itemsize)  # to NR
     block_rows = max(1, min(geo.oh, BLOCK_BYTES // (rows * geo.ow * itemsize)))
     if pass_name == "grad_input":
         pairs_per_thread = geo.n * geo.groups >= threads
@@ -179,11 +179,10 @@ def fused_forward(x, weight, bias, geo: ConvGeometry, block_rows: int, out: np.n
     w_mat[:, :kg, :rows] = weight.reshape(groups, kg, rows)
     if bias is not None:
         w_mat[:, :kg, rows] = bias.reshape(groups, kg)
-    threads = get_num_threads()
-    nr = 2 * gemm.lanes(x.dtype)
+    scratch, nr = tile_scratch(x.dtype)
+    threads = scratch.shape[0]
     ldb = _round_up(block_rows * geo.ow, nr)
     cols = workspace("im2col.cols", (threads, rows_b * ldb), x.dtype)
-    scratch = workspace("gemm.scratch", (threads, gemm.MR * (gemm.KC + nr)), x.dtype)
     out3 = out.reshape(geo.n * groups, kg, geo.oh * geo.ow)
     xpad, phases = _phase_planes(geo, threads, x.dtype)
     lowered.forward(x, w_mat, out3, cols, scratch, _lowering_args(geo), (geo.oh, geo.ow), block_rows, xpad, phases)
@@ -213,11 +212,10 @@ def fused_grad_input(grad_out, weight, geo: ConvGeometry, block_rows: int, dx: n
     w_pad = workspace("im2col.weights", (groups, _round_up(rows, gemm.MR), kg), dx.dtype)
     w_pad[:, rows:] = 0
     w_pad[:, :rows] = w_t
-    threads = get_num_threads()
-    nr = 2 * gemm.lanes(dx.dtype)
+    scratch, nr = tile_scratch(dx.dtype)
+    threads = scratch.shape[0]
     dcols = workspace("im2col.cols", (threads, w_pad.shape[1] * _round_up(block_rows * geo.ow, nr)), dx.dtype)
     edge = workspace("im2col.edge", (threads, gemm.KC * nr), dx.dtype)
-    scratch = workspace("gemm.scratch", (threads, gemm.MR * (gemm.KC + nr)), dx.dtype)
     dxpad, phases = _phase_planes(geo, threads, dx.dtype)
     lowered.grad_input(grad_out, w_pad, dx, dcols, edge, scratch, _lowering_args(geo), block_rows, dxpad, phases)
     return dx
@@ -230,13 +228,12 @@ def fused_grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry, bl
 
     groups, kg, cg = geo.groups, geo.k // geo.groups, geo.c // geo.groups
     rows = cg * geo.kh * geo.kw
-    threads = get_num_threads()
-    nr = 2 * gemm.lanes(x.dtype)
+    scratch, nr = tile_scratch(x.dtype)
+    threads = scratch.shape[0]
     rpad = _round_up(rows, nr)
     partial = workspace("im2col.partial", (threads, groups, _round_up(kg, gemm.MR), rpad), x.dtype)
     cols = workspace("im2col.cols", (threads, block_rows * geo.ow * rpad), x.dtype)
     edge = workspace("im2col.edge", (threads, gemm.MR * gemm.KC), x.dtype)
-    scratch = workspace("gemm.scratch", (threads, gemm.MR * (gemm.KC + nr)), x.dtype)
     lowered.grad_weight(x, grad_out, partial, cols, edge, scratch, _lowering_args(geo), block_rows)
     with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf from NaN/Inf data: silent, like the kernels
         return partial.sum(axis=0)[:, :kg, :rows].reshape(geo.k, cg, geo.kh, geo.kw)
