@@ -28,35 +28,26 @@ from numbaconv.kernels.im2col import lower_row, raise_row, zero_planes
 _u = np.uint64  # flat indices: unsigned, so Numba emits no negative-index wraparound
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def _lower_block(x, n, ch0, cg, lowering, oy0, oy1, ow, cols, c0, ldb):
-    """Rows ``[0, cg * kh * kw)`` of the block's column matrix at ``cols[c0:]`` (row pitch ldb): output rows
-    ``[oy0, oy1)`` of sample n, input channels ``ch0 .. ch0 + cg``."""
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def _lower_block(x, n, ch0, cg, lowering, oy0, oy1, ow, cols, c0, r_step, p_step):
+    """The block's column matrix at ``cols[c0:]``, row ``r`` of pixel ``p`` at ``r * r_step + p * p_step``:
+    output rows ``[oy0, oy1)`` of sample n, input channels ``ch0 .. ch0 + cg``. Row-major (``p_step`` a
+    literal 1, so the copies vectorise once inlined) for the forward product, transposed (``r_step`` 1) for
+    grad_weight's, which reduces over pixels."""
     kh, kw = lowering[0], lowering[1]
     for ci in range(cg):
         for i in range(kh):
             for j in range(kw):
                 r = (ci * kh + i) * kw + j
-                lower_row(x, n, ch0 + ci, i, j, lowering, oy0, oy1, ow, cols, c0 + r * ldb, 1)
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _lower_block_transposed(x, n, ch0, cg, lowering, oy0, oy1, ow, cols, ldr):
-    """`_lower_block` transposed: the block's column matrix as (pixels, ldr) at ``cols[0:]``, so the product
-    that reduces over pixels reads it in place."""
-    kh, kw = lowering[0], lowering[1]
-    for ci in range(cg):
-        for i in range(kh):
-            for j in range(kw):
-                lower_row(x, n, ch0 + ci, i, j, lowering, oy0, oy1, ow, cols, (ci * kh + i) * kw + j, ldr)
+                lower_row(x, n, ch0 + ci, i, j, lowering, oy0, oy1, ow, cols, c0 + r * r_step, p_step)
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _lower_block_phased(xpad, plane_in, cg, tap, oy0, oy1, ow, wq, cols, ldb):
-    """`_lower_block` from the (sample, group)'s input planes already zero-padded and split into stride
-    phases in xpad (`numbaconv.kernels.direct`'s layout, taps at ``tap`` offsets): each tap's row is then one
-    contiguous run, where `lower_row` on a strided layer reads every stride-th element. One thread, CPU time:
-    forward on stem7x7 31 -> 25 ms, on the tutorial layer 16 -> 12 ms."""
+    """Row-major `_lower_block` from the (sample, group)'s input planes already zero-padded and split into
+    stride phases in xpad (`numbaconv.kernels.direct`'s layout, taps at ``tap`` offsets): each tap's row is
+    then one contiguous run, where `lower_row` on a strided layer reads every stride-th element. One thread,
+    CPU time: forward on stem7x7 31 -> 25 ms, on the tutorial layer 16 -> 12 ms."""
     kh, kw = tap.shape
     for ci in range(cg):
         for i in range(kh):
@@ -116,7 +107,7 @@ def forward(x, w_mat, out, cols, scratch, lowering, out_size, block_rows, xpad, 
             oy1 = min(oh, oy0 + block_rows)
             flat = cols[t]
             if plane_in == 0:
-                _lower_block(x, b, g * cg, cg, lowering, oy0, oy1, ow, flat, 0, ldb)
+                _lower_block(x, b, g * cg, cg, lowering, oy0, oy1, ow, flat, 0, ldb, 1)
             else:
                 if pair != padded:
                     pad_planes(x, b, g * cg, cg, xpad[t], 0, phases[0], phases[1], conv)
@@ -279,7 +270,7 @@ def grad_weight(x, grad_out, partial, cols, edge, scratch, lowering, block_rows)
             oy0 = blk * block_rows
             oy1 = min(oh, oy0 + block_rows)
             pixels = (oy1 - oy0) * ow
-            _lower_block_transposed(x, b, g * cg, cg, lowering, oy0, oy1, ow, cols[t], rpad)
+            _lower_block(x, b, g * cg, cg, lowering, oy0, oy1, ow, cols[t], 0, 1, rpad)
             for pc in range(0, pixels, KC):
                 kc = min(KC, pixels - pc)
                 g_off = (b * k + g * kg) * plane + oy0 * ow + pc
