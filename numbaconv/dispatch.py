@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .algorithms.gemm import HAS_AVX512
+from .algorithms.gemm import HAS_AVX512, tile_columns
 from .geometry import ConvGeometry, ConvSpec, IntPair, Padding, check_dtype, check_input_shape, check_shape
 from .runtime import get_num_threads
 
@@ -35,7 +35,6 @@ DIRECT_WEIGHT_CACHE = 16e6  # weight bytes per group beyond which the direct ker
 STREAM_RATE = 12e9  # bytes/s of memory-bound passes
 CALL_OVERHEAD = 20e-6  # seconds per kernel or product launch
 CACHED_FRACTION = 0.5  # cost of a pass over data that stays in L2, relative to one through memory
-GEMM_TILE_COLS = 32  # output columns of the GEMM's register tile (float32)
 
 
 class Estimate(NamedTuple):
@@ -113,7 +112,8 @@ def _im2col(geo: ConvGeometry, work: _Work, pass_name: str) -> Estimate:
     block_rows = 0 if skip_cols else im2col.fused_block_rows(geo, work.itemsize, work.threads, pass_name)
     if block_rows:  # lowered block by block in cache; the register tile's last column sliver is part-filled
         pixels = block_rows * geo.ow
-        filled = pixels / (-(-pixels // GEMM_TILE_COLS) * GEMM_TILE_COLS)
+        nr = tile_columns(work.itemsize)
+        filled = pixels / (-(-pixels // nr) * nr)
         streamed = work.io_bytes + 2 * cols_bytes * CACHED_FRACTION
         workspace = work.threads * (geo.c // geo.groups * taps + 1) * pixels * work.itemsize
     else:

@@ -93,5 +93,13 @@ def tile_scratch(dtype: np.dtype) -> tuple[np.ndarray, int]:
     only; call inside `runtime.parallel_section`."""
     from ..kernels import gemm as kernels
 
-    nr = 2 * kernels.lanes(dtype)
+    nr = tile_columns(np.dtype(dtype).itemsize)
     return runtime.workspace("gemm.scratch", (runtime.get_num_threads(), kernels.MR * (kernels.KC + nr)), dtype), nr
+
+
+def tile_columns(itemsize: int) -> int:
+    """NR, the register tile's columns (two vector registers) for elements of ``itemsize`` bytes. AVX-512
+    only."""
+    from ..kernels import gemm as kernels
+
+    return 2 * kernels.VECTOR_BYTES // itemsize

@@ -38,7 +38,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from numbaconv.algorithms.gemm import HAS_AVX512, matmul, tile_scratch
+from numbaconv.algorithms.gemm import HAS_AVX512, matmul, tile_columns, tile_scratch
 from numbaconv.geometry import ConvGeometry
 from numbaconv.kernels import im2col as kernels
 from numbaconv.runtime import get_num_threads, workspace
@@ -150,9 +150,7 @@ def fused_block_rows(geo: ConvGeometry, itemsize: int, threads: int, pass_name: 
     is work for every thread (grad_input hands out whole (sample, group) pairs, so it needs as many)."""
     if not FUSED:
         return 0
-    from numbaconv.kernels import gemm  # imported here: never without AVX-512
-
-    rows = _round_up(geo.c // geo.groups * geo.kh * geo.kw + 1, 2 * gemm.VECTOR_BYTES // itemsize)  # to NR
+    rows = _round_up(geo.c // geo.groups * geo.kh * geo.kw + 1, tile_columns(itemsize))
     block_rows = max(1, min(geo.oh, BLOCK_BYTES // (rows * geo.ow * itemsize)))
     if pass_name == "grad_input":
         pairs_per_thread = geo.n * geo.groups >= threads

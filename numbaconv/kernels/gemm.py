@@ -66,11 +66,6 @@ def _per_dtype(*kinds: str) -> Callable:
     return decorate
 
 
-def lanes(dtype) -> int:
-    """Elements per vector register for ``dtype``; the register tile is MR x (2 * lanes)."""
-    return VECTOR_BYTES // np.dtype(dtype).itemsize
-
-
 def _llvm_float(numba_type) -> tuple[ir.Type, int]:
     """The LLVM type of a float32/float64 element, and its width in bits."""
     return (ir.FloatType(), 32) if numba_type == types.float32 else (ir.DoubleType(), 64)
