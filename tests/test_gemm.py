@@ -43,7 +43,7 @@ def check(a, b, out, accumulate=False):
     assert error <= TOL[out.dtype], f"relative error {error:.3g}"
 
 
-NR = 2 * kernels.lanes(np.float32)
+NR = gemm.tile_columns(np.dtype(np.float32).itemsize)
 EDGES = [
     (1, 1, 1),
     (kernels.MR - 1, 3, NR - 1),
