@@ -160,6 +160,8 @@ def warm() -> None:
                 winograd.grad_input(g, w, geo, tile=tile)
                 winograd.grad_weight(x, g, geo, tile=tile)
         conv2d(x, w, None, padding=2, dilation=2, algorithm="winograd")  # its polyphase parts
+        wide = rng.standard_normal((1, 4, 3, 20)).astype(dtype)  # rows wide enough for direct's unpadded kernel
+        conv2d(wide, w[:4, :1], None, padding=1, groups=4, algorithm="direct")
         if im2col.FUSED:  # im2col's fused kernels, which layers this small take only at some thread counts
             with runtime.parallel_section():
                 im2col.fused_forward(x, w, w[:, 0, 0, 0].copy(), geo, 1, np.empty(g.shape, dtype))

@@ -286,7 +286,12 @@ def test_fork_while_another_thread_computes():
 # A 3x3 layer big enough that "auto" picks Winograd for it (at least for the forward pass). Winograd's tile
 # transforms would smear a NaN over whole tiles, so the engine must not run them on non-finite data, whether
 # "auto" chose Winograd or the caller asked for it.
-NAN_SHAPE = dict(x=(1, 32, 16, 16), w=(32, 32, 3, 3))
+# The depthwise layer's rows are wide enough for the direct forward's unpadded kernel, whose edge columns
+# first read a neighbouring row's pixels (`numbaconv.kernels.direct.forward_same_width`).
+NAN_SHAPES = {
+    "dense": ((1, 32, 16, 16), (32, 32, 3, 3), 1),
+    "depthwise-wide": ((1, 8, 16, 24), (8, 1, 3, 3), 8),
+}
 
 
 def _reach(pass_name, source_mask, x_shape, w_shape, options):
@@ -304,13 +309,14 @@ def _reach(pass_name, source_mask, x_shape, w_shape, options):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("value", [np.nan, -np.inf], ids=["nan", "-inf"])
-@pytest.mark.parametrize("where", [(7, 9), (0, 0), (15, 4)], ids=["interior", "corner", "edge"])
+@pytest.mark.parametrize("where", [(7, 9), (0, 0), (15, 4), (9, -1)], ids=["interior", "corner", "edge", "right"])
 @pytest.mark.parametrize("padding_mode", ["zeros", "reflect"])
 @pytest.mark.parametrize("algorithm", ["auto", "winograd", "direct", "im2col"])
 @pytest.mark.parametrize("pass_name", ["forward", "grad_input", "grad_weight"])
-def test_non_finite_stays_in_its_windows(pass_name, algorithm, padding_mode, where, value, dtype):
-    x_shape, w_shape = NAN_SHAPE["x"], NAN_SHAPE["w"]
-    options = dict(padding=1, padding_mode=padding_mode)
+@pytest.mark.parametrize("layer", list(NAN_SHAPES))
+def test_non_finite_stays_in_its_windows(layer, pass_name, algorithm, padding_mode, where, value, dtype):
+    x_shape, w_shape, groups = NAN_SHAPES[layer]
+    options = dict(padding=1, padding_mode=padding_mode, groups=groups)
     rng = np.random.default_rng(5)
     x = rng.standard_normal(x_shape)
     weight = rng.standard_normal(w_shape)

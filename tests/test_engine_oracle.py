@@ -18,6 +18,7 @@ from conftest import assert_close
 
 import numbaconv
 from numbaconv.geometry import ConvGeometry
+from numbaconv.kernels import direct as direct_kernels
 
 PASSES = ("forward", "grad_input", "grad_weight")
 DTYPES = (np.float32, np.float64)
@@ -170,7 +171,19 @@ MEDIUM = [
     Case("medium-1x1", (2, 32, 17, 16), (48, 32, 1, 1)),
 ]
 
-CASES = GENERAL + WINOGRAD_SHAPES + MEDIUM
+# Rows wide enough for the direct forward's unpadded kernel (`numbaconv.kernels.direct.forward_same_width`):
+# stride 1, output as wide as the input; asymmetric 'same', single taps after the triples, rows without
+# valid taps, and more than one input channel per group.
+SAME_WIDTH = [
+    Case("same-width-dw-p1", (2, 3, 5, 23), (3, 1, 3, 3), padding=1, groups=3),
+    Case("same-width-dw-k2-d3-same", (1, 2, 6, 21), (2, 1, 2, 2), dilation=3, padding="same", groups=2),
+    Case("same-width-dw-x2-k1x5-d2", (2, 2, 3, 43), (4, 1, 1, 5), dilation=2, padding="same", groups=2, bias=False),
+    Case("same-width-dw-p(3,1)", (1, 2, 4, 20), (2, 1, 3, 3), padding=(3, 1), groups=2),
+    Case("same-width-dw-p(0,1)", (1, 3, 7, 20), (3, 1, 3, 3), padding=(0, 1), groups=3),
+    Case("same-width-g2-p1", (1, 4, 5, 40), (4, 2, 3, 3), padding=1, groups=2),
+]
+
+CASES = GENERAL + WINOGRAD_SHAPES + MEDIUM + SAME_WIDTH
 
 
 def _seed(text: str) -> int:
@@ -227,6 +240,19 @@ def test_matches_oracle(pass_name, case, algorithm, dtype):
     cast = [None if a is None else a.astype(dtype) for a in (data.x, data.weight, data.bias, data.grad_output)]
     actual = run_engine(pass_name, *cast, case.options, algorithm)
     assert_close(actual, data.expected[pass_name], dtype, algorithm)
+
+
+@pytest.mark.parametrize("case", SAME_WIDTH, ids=lambda c: c.id)
+def test_same_width_cases_take_the_unpadded_kernel(case, monkeypatch):
+    calls = []
+    kernel = direct_kernels.forward_same_width
+    monkeypatch.setattr(direct_kernels, "forward_same_width", lambda *args: calls.append(1) or kernel(*args))
+    data = case_data(case)
+    # grad_input runs the forward kernel on grad_output; its rule sees the weight's output channels per group.
+    passes = ("forward", "grad_input") if case.w_shape[0] == case.groups else ("forward",)
+    for pass_name in passes:
+        run_engine(pass_name, data.x, data.weight, data.bias, data.grad_output, case.options, "direct")
+    assert len(calls) == len(passes)
 
 
 # Memory layouts the user may hand in; the engine must read them correctly (it may copy them).

@@ -49,6 +49,15 @@ def _chunks(units: int) -> int:
     return max(1, min(units, numba.get_num_threads()))
 
 
+def _same_width(geo: ConvGeometry) -> bool:
+    """Whether `kernels.forward_same_width` serves the forward: stride 1, output rows as wide as the input's,
+    and its scalar edge columns (per output row: padding columns x taps x input channels) cheaper than the
+    padded path's scalar copy-out (ow per row). One thread: depthwise 1.41 -> 1.24 ms; 3 -> 16 channels on
+    32x32 maps 1.04 -> 1.32 ms and 8x8 maps 0.08 -> 0.10 ms, which the rule leaves on the padded path."""
+    edge_work = (geo.kw - 1) * geo.dil_w * (geo.c // geo.groups) * geo.kh * geo.kw
+    return geo.stride_h == geo.stride_w == 1 and geo.ow == geo.w and edge_work < geo.ow
+
+
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: ConvGeometry) -> np.ndarray:
     """Convolution output (n, k, oh, ow) of x (n, c, h, w) with weight (k, c // groups, kh, kw) and bias (k,)
     or None."""
@@ -57,8 +66,11 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
         return out
     if bias is None:
         bias = np.zeros(geo.k, dtype=x.dtype)
-    lay = padded_layout(geo)
     chunks = _chunks(geo.n * geo.k)
+    if _same_width(geo):
+        kernels.forward_same_width(x, weight, bias, out, chunks, _conv(geo))
+        return out
+    lay = padded_layout(geo)
     cpg = geo.c // geo.groups
     xpad = workspace("direct.xpad", (chunks * cpg * lay.plane_in,), x.dtype)
     acc = workspace("direct.acc", (chunks * geo.oh * lay.wq,), x.dtype)

@@ -212,6 +212,91 @@ def forward(x, weight, bias, out, xpad, acc, plan, conv):
                     out[b, kk, oy, _u(ox)] = acc[_u(a0 + oy * wq + ox)]
 
 
+@njit(cache=True, inline="always")
+def _shifted_run(r0, r1, w, dx_lo, dx_hi):
+    """Flat output range [f0, f1) of rows [r0, r1) (pitch w) whose reads, shifted by column offsets dx_lo ..
+    dx_hi, all stay inside the row range: the first -dx_lo and last dx_hi outputs (edge columns) are left
+    out."""
+    return r0 * w + max(0, -dx_lo), r1 * w - max(0, dx_hi)
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def forward_same_width(x, weight, bias, out, chunks, conv):
+    """`forward` for stride-1 layers whose output rows are as wide as the input's (``ow == w``: padding
+    ``dil_w * (kw - 1) / 2`` on each side), straight from x into out, with no scratch and no copies.
+
+    With equal row pitches, tap (i, j) shifts a whole plane: output ``f = oy * w + ox`` reads input
+    ``f + dy * w + dx`` (``dy = i * dil_h - pad_h``, ``dx = j * dil_w - pad_w``), one contiguous loop per tap
+    over the output rows whose input row exists. Columns within ``pad_w`` of either edge would read a
+    neighbouring row's pixel instead of padding (or nothing, at the plane's ends, which the loops skip), so
+    `_edge_columns` then overwrites them with sums over their valid taps alone: the garbage, NaN or not,
+    never survives. Work is the n*k output planes, cut into ``chunks`` slices. On depthwise and few-channel
+    maps the padded copies and the copy-out were most of `forward`'s time.
+    """
+    _, _, pad_h, pad_w, dil_h, dil_w, groups = conv
+    n, c, h, w = x.shape
+    k, cpg, kh, kw = weight.shape
+    oh = out.shape[2]
+    kpg = k // groups
+    src = x.reshape(x.size)
+    dst = out.reshape(out.size)
+    plane_out = oh * w
+    triples = kw - kw % 3  # taps [0, triples) go three at a time
+    for t in prange(chunks):
+        for plane in range(t * n * k // chunks, (t + 1) * n * k // chunks):
+            b = plane // k
+            kk = plane - b * k
+            o = plane * plane_out
+            _fill(dst, o, plane_out, bias[kk])
+            s0_group = (b * c + kk // kpg * cpg) * h * w
+            for ci in range(cpg):
+                s = s0_group + ci * h * w
+                for i in range(kh):
+                    dy = i * dil_h - pad_h
+                    r0, r1 = max(0, -dy), min(oh, h - dy)
+                    for j in range(0, triples, 3):
+                        dx = j * dil_w - pad_w
+                        f0, f1 = _shifted_run(r0, r1, w, dx, dx + 2 * dil_w)
+                        if f1 > f0:
+                            w0, w1, w2 = weight[kk, ci, i, j], weight[kk, ci, i, j + 1], weight[kk, ci, i, j + 2]
+                            s0 = s + dy * w + dx + f0
+                            _madd3(dst, o + f0, src, s0, s0 + dil_w, s0 + 2 * dil_w, w0, w1, w2, f1 - f0)
+                    for j in range(triples, kw):
+                        dx = j * dil_w - pad_w
+                        f0, f1 = _shifted_run(r0, r1, w, dx, dx)
+                        if f1 > f0:
+                            _madd(dst, o + f0, src, s + dy * w + dx + f0, weight[kk, ci, i, j], f1 - f0)
+            _edge_columns(src, s0_group, dst, o, weight, kk, bias[kk], (h, w, oh), conv)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _edge_columns(src, s, dst, o, weight, kk, bias_value, shape, conv):
+    """Overwrite the columns within the padding of either edge of the output plane at ``dst[o:]`` (see
+    `forward_same_width`) with their exact sums: bias plus every tap whose input pixel exists, the input
+    planes of the group at ``src[s:]``; ``shape = (h, w, oh)``. One strided loop per column and tap."""
+    _, _, pad_h, pad_w, dil_h, dil_w, _ = conv
+    h, w, oh = shape
+    cpg, kh, kw = weight.shape[1], weight.shape[2], weight.shape[3]
+    right = (kw - 1) * dil_w - pad_w  # the right-hand padding ('same' may pad one column more on the right)
+    left_end = min(pad_w, w)
+    right_start = max(left_end, w - right)
+    for edge in range(left_end + w - right_start):
+        ox = edge if edge < left_end else right_start + edge - left_end  # the left columns, then the right
+        for oy in range(oh):
+            dst[_u(o + oy * w + ox)] = bias_value
+        for ci in range(cpg):
+            for i in range(kh):
+                dy = i * dil_h - pad_h
+                r0, r1 = max(0, -dy), min(oh, h - dy)
+                for j in range(kw):
+                    ix = ox + j * dil_w - pad_w
+                    if 0 <= ix < w:
+                        wv = weight[kk, ci, i, j]
+                        si = s + ci * h * w + dy * w + ix
+                        for oy in range(r0, r1):
+                            dst[_u(o + oy * w + ox)] += wv * src[_u(si + oy * w)]
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def grad_input_scatter(grad_out, weight, dx, gwide, dxpad, plan, flat, conv):
     """Fill ``dx`` (n, c, h, w) with dL/dx from grad_out (n, k, oh, ow) and weight (k, c//groups, kh, kw).
