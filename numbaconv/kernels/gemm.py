@@ -10,9 +10,10 @@ and ``MC`` rows of a, the micro-kernel multiplies an ``MR``-row sliver of a (bro
 read in place through its strides) by an ``NR``-column sliver of b (two vector loads per step, read in place
 when b's rows are contiguous) into an ``MR x NR`` tile of c held in 2 * MR vector registers for the whole
 reduction (`_micro_kernel`, emitted as LLVM IR: Numba's vectoriser would keep the tile in memory, ~30x
-slower). Only what the in-place reads cannot serve is copied to zero-padded scratch: a last partial row
-sliver of a (per task), and b's last partial column sliver, or all of b when its columns are strided (once,
-by `pack_b`, before the product). The work is split into tasks of (batch item, row range, column range);
+slower); a last column sliver at most NR / 2 wide takes a one-vector tile, half the FMAs. Only what the
+in-place reads cannot serve is copied to zero-padded scratch: a last partial row sliver of a (per task), and
+b's last partial column sliver, or all of b when its columns are strided (once, by `pack_b`, before the
+product). The work is split into tasks of (batch item, row range, column range);
 each parallel block takes a contiguous run of tasks and owns its row of the scratch buffer, so nothing is
 allocated inside the parallel loop.
 """
@@ -71,9 +72,9 @@ def _llvm_float(numba_type) -> tuple[ir.Type, int]:
     return (ir.FloatType(), 32) if numba_type == types.float32 else (ir.DoubleType(), 64)
 
 
-def _micro_kernel_codegen(overwrite: bool):
+def _micro_kernel_codegen(overwrite: bool, vectors: int):
     """LLVM IR of ``c[c_off + i*ldc + j] (+)= sum_p a[a_off + i*lda + p*a_step] * b[b_off + p*ldb + j]``
-    over the MR x NR tile (i < MR, j < NR), p < kc; a, b, c are data addresses."""
+    over the MR x (vectors * lanes) tile (i < MR), p < kc; a, b, c are data addresses."""
 
     def codegen(context, builder, signature, args):
         a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc, _ = args
@@ -101,14 +102,14 @@ def _micro_kernel_codegen(overwrite: bool):
         p = builder.phi(i64)
         p.add_incoming(ir.Constant(i64, 0), entry)
         tile = []
-        for _ in range(2 * MR):
+        for _ in range(vectors * MR):
             acc = builder.phi(vec)
             acc.add_incoming(ir.Constant(vec, [0.0] * width), entry)
             tile.append(acc)
         b_row = builder.gep(b_base, [builder.mul(p, ldb)])
         b_vecs = [
             builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, h * width)]), vec.as_pointer()), align=4)
-            for h in range(2)
+            for h in range(vectors)
         ]
         a_col = builder.mul(p, a_step)
         updated = []
@@ -117,7 +118,7 @@ def _micro_kernel_codegen(overwrite: bool):
             a_vec = builder.shuffle_vector(
                 builder.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0)), undef, broadcast
             )
-            updated += [builder.call(fma, [a_vec, b_vecs[h], tile[2 * i + h]]) for h in range(2)]
+            updated += [builder.call(fma, [a_vec, b_vecs[h], tile[vectors * i + h]]) for h in range(vectors)]
         for acc, value in zip(tile, updated, strict=True):
             acc.add_incoming(value, loop)
         p_next = builder.add(p, ir.Constant(i64, 1))
@@ -127,9 +128,9 @@ def _micro_kernel_codegen(overwrite: bool):
         builder.position_at_end(done)
         for i in range(MR):
             c_row = builder.gep(c_base, [builder.mul(ir.Constant(i64, i), ldc)])
-            for h in range(2):
+            for h in range(vectors):
                 ptr = builder.bitcast(builder.gep(c_row, [ir.Constant(i64, h * width)]), vec.as_pointer())
-                value = updated[2 * i + h]
+                value = updated[vectors * i + h]
                 if not overwrite:
                     value = builder.fadd(builder.load(ptr, align=4), value)
                 builder.store(value, ptr, align=4)
@@ -138,7 +139,7 @@ def _micro_kernel_codegen(overwrite: bool):
     return codegen
 
 
-def _micro_kernel(overwrite: bool):
+def _micro_kernel(overwrite: bool, vectors: int = 2):
     """The intrinsic ``kernel(a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc, like)`` (see the
     codegen): a, b, c are data addresses (``array.ctypes.data``), so one compiled kernel serves operands of
     any layout; ``like`` is an array of their float dtype, for typing only. kc >= 1; offsets and strides in
@@ -149,13 +150,14 @@ def _micro_kernel(overwrite: bool):
         address, integer = types.uintp, types.int64
         a_args = b_args = (address, integer, integer, integer)  # (a, a_off, lda, a_step), (b, b_off, ldb, kc)
         signature = types.void(*a_args, *b_args, address, integer, integer, like)
-        return signature, _micro_kernel_codegen(overwrite)
+        return signature, _micro_kernel_codegen(overwrite, vectors)
 
     return kernel
 
 
 _tile_store = _micro_kernel(overwrite=True)
 _tile_add = _micro_kernel(overwrite=False)
+_half_tile_store = _micro_kernel(overwrite=True, vectors=1)  # for a last sliver at most NR / 2 wide
 
 
 @njit(cache=True)
@@ -174,7 +176,10 @@ def multiply_tile(overwrite, a, a_off, lda, a_step, b, b_off, ldb, kc, c, target
             _tile_add(a, a_off, lda, a_step, b, b_off, ldb, kc, c_address, c_off, cs, scratch)
         return
     tile_off = blk * scratch.shape[1] + MR * KC
-    _tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, scratch.ctypes.data, tile_off, nr, scratch)
+    if 2 * cols <= nr:  # half the FMAs: a 1x1 layer's 196 pixels leave a sliver of 4
+        _half_tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, scratch.ctypes.data, tile_off, nr, scratch)
+    else:
+        _tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, scratch.ctypes.data, tile_off, nr, scratch)
     for i in range(rows):
         for j in range(cols):
             value = scratch[blk, MR * KC + i * nr + j]
