@@ -48,6 +48,8 @@ EDGES = [
     (1, 1, 1),
     (kernels.MR - 1, 3, NR - 1),
     (kernels.MR + 1, kernels.KC + 1, NR + 1),
+    (kernels.MR, 5, NR + NR // 2),  # the widest last sliver the one-vector tile takes
+    (kernels.MR, 5, NR + NR // 2 + 1),  # the narrowest the full tile takes
     (kernels.MC + 3, 2 * kernels.KC - 1, 3 * NR + 5),
     (2 * kernels.MC, kernels.KC, 2 * NR),
     (17, 40, 1000),
