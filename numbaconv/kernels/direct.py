@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from numbaconv.kernels import FASTMATH
+from numbaconv.kernels.vector import copy_run
 
 # Inner-loop indices are cast to unsigned: they are never negative, and a signed index makes Numba emit a
 # negative-index wraparound select per element, which stops LLVM from vectorising the loop.
@@ -119,8 +120,11 @@ def pad_planes(src, b, c0, nplanes, dst, d0, hq, wq, conv):
                 for rq in range(r0, r1):
                     y = stride_h * rq + pr - pad_h
                     row = base + p * plane + rq * wq
-                    for q in range(q0, q1):
-                        dst[_u(row + q)] = src[b, c0 + p, y, _u(stride_w * q + pc - pad_w)]
+                    if stride_w == 1:
+                        copy_run(dst, row + q0, src, ((b * src.shape[1] + c0 + p) * h + y) * w + q0 - pad_w, q1 - q0)
+                    else:
+                        for q in range(q0, q1):
+                            dst[_u(row + q)] = src[b, c0 + p, y, _u(stride_w * q + pc - pad_w)]
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -161,9 +165,7 @@ def _widen_planes(src, b, k0, nplanes, dst, d0, wq):
     _fill(dst, d0, nplanes * oh * wq, 0.0)
     for p in range(nplanes):
         for oy in range(oh):
-            row = d0 + (p * oh + oy) * wq
-            for ox in range(ow):
-                dst[_u(row + ox)] = src[b, k0 + p, oy, _u(ox)]
+            copy_run(dst, d0 + (p * oh + oy) * wq, src, ((b * src.shape[1] + k0 + p) * oh + oy) * ow, ow)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -208,8 +210,7 @@ def forward(x, weight, bias, out, xpad, acc, plan, conv):
                     for j in range(triples, kw):
                         _madd(acc, a0, xpad, s + tap[i, j], weight[kk, ci, i, j], plane_out)
             for oy in range(oh):
-                for ox in range(ow):
-                    out[b, kk, oy, _u(ox)] = acc[_u(a0 + oy * wq + ox)]
+                copy_run(out, (plane * oh + oy) * ow, acc, a0 + oy * wq, ow)
 
 
 @njit(cache=True, inline="always")

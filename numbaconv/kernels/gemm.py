@@ -67,7 +67,7 @@ def _per_dtype(*kinds: str) -> Callable:
     return decorate
 
 
-def _llvm_float(numba_type) -> tuple[ir.Type, int]:
+def llvm_float(numba_type) -> tuple[ir.Type, int]:
     """The LLVM type of a float32/float64 element, and its width in bits."""
     return (ir.FloatType(), 32) if numba_type == types.float32 else (ir.DoubleType(), 64)
 
@@ -78,7 +78,7 @@ def _micro_kernel_codegen(overwrite: bool, vectors: int):
 
     def codegen(context, builder, signature, args):
         a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc, _ = args
-        ftype, bits = _llvm_float(signature.args[-1].dtype)
+        ftype, bits = llvm_float(signature.args[-1].dtype)
         width = VECTOR_BYTES * 8 // bits
         vec = ir.VectorType(ftype, width)
         i64 = ir.IntType(64)

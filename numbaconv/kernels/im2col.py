@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from numbaconv.kernels import FASTMATH
+from numbaconv.kernels.vector import copy_run
 
 _u = np.uint64  # flat destination indices: unsigned, so Numba emits no negative-index wraparound
 
@@ -57,7 +58,9 @@ def lower_row(x, n, ch, i, j, lowering, oy0, oy1, ow, dst, d0, step):
         for ox in range(lo_):
             dst[_u(d0 + (row + ox) * step)] = 0
         # Constant strides let LLVM vectorise with plain (1) or interleaved (2) loads instead of gathers.
-        if stride_w == 1:
+        if stride_w == 1 and step == 1:
+            copy_run(dst, d0 + row + lo_, x, ((n * x.shape[1] + ch) * h + iy) * w + ix0, hi_ - lo_)
+        elif stride_w == 1:
             for t in range(hi_ - lo_):
                 dst[_u(d0 + (row + lo_ + t) * step)] = x[n, ch, iy, ix0 + t]
         elif stride_w == 2:

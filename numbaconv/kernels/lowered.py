@@ -24,6 +24,7 @@ from numbaconv.kernels import FASTMATH
 from numbaconv.kernels.direct import pad_planes, tap_offsets, unpad_plane
 from numbaconv.kernels.gemm import KC, MR, multiply_tile
 from numbaconv.kernels.im2col import lower_row, raise_row, zero_planes
+from numbaconv.kernels.vector import copy_run
 
 _u = np.uint64  # flat indices: unsigned, so Numba emits no negative-index wraparound
 
@@ -55,9 +56,7 @@ def _lower_block_phased(xpad, plane_in, cg, tap, oy0, oy1, ow, wq, cols, ldb):
                 d = ((ci * kh + i) * kw + j) * ldb
                 s = ci * plane_in + tap[i, j]
                 for oy in range(oy0, oy1):
-                    row_d, row_s = d + (oy - oy0) * ow, s + oy * wq
-                    for ox in range(ow):
-                        cols[_u(row_d + ox)] = xpad[_u(row_s + ox)]
+                    copy_run(cols, d + (oy - oy0) * ow, xpad, s + oy * wq, ow)
 
 
 @njit(cache=True)
