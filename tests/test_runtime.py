@@ -1,7 +1,11 @@
-"""The runtime: reusable workspaces (their views remembered per shape) and the parallel section."""
+"""The runtime: reusable workspaces (their views remembered per shape), the parallel section, and freed memory
+kept for reuse."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import numba
@@ -64,3 +68,27 @@ def test_parallel_section_applies_the_thread_count_and_releases_the_lock_on_erro
     thread.start()
     thread.join()
     assert acquired == [True]
+
+
+_FAULTS_SCRIPT = """
+import resource, numpy as np, numbaconv
+def faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        arrays = [np.ones(1 << 20, np.float32) for _ in range(6)]  # a step's 6 x 4 MB, freed together
+        del arrays
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+faults()
+print(numbaconv.runtime.KEEPS_FREED_MEMORY, faults())
+"""
+
+
+@pytest.mark.skipif(not runtime.KEEPS_FREED_MEMORY, reason="the C library keeps no freed memory on request")
+@pytest.mark.parametrize("keep", ["1", "0"])
+def test_freed_memory_is_reused_without_page_faults(keep):
+    env = {**os.environ, "NUMBACONV_KEEP_FREED_MEMORY": keep}
+    run = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], env=env, capture_output=True, text=True, check=True)
+    kept, faults = run.stdout.split()
+    assert kept == ("True" if keep == "1" else "False")
+    # 10 rounds of 24 MB are 60,000 pages: kept, they fault in once (before counting); returned, every round.
+    assert (int(faults) < 1000) == (keep == "1"), f"{faults} page faults"
