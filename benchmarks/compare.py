@@ -590,8 +590,9 @@ def render_memory_summary(memory: dict) -> str:
         f"{len(pairs)} shapes; highest {high:.2f} ({high_name})"
     )
     excl = [r for r in (memory_ratio(e, "peak_excl_load_mib") for e in memory["shapes"]) if r is not None]
-    if excl:
-        line += f"; excl. kernel load: geomean {geomean(excl):.2f}, highest {max(excl):.2f}"
+    if excl:  # a zero (nothing new resident) has no logarithm: then no geomean
+        mean = f"geomean {geomean(excl):.2f}, " if min(excl) > 0 else ""
+        line += f"; excl. kernel load: {mean}highest {max(excl):.2f}"
     return line
 
 
