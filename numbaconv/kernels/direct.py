@@ -17,11 +17,15 @@ that one tap is one contiguous loop over a whole plane:
   garbage that is never copied out, and one spare zero row at the bottom of each phase plane absorbs the
   reads of the last row's garbage.
 
+`forward_same_width` needs neither scratch nor copies where output rows are as wide as the input's (stride
+1, "same" width): there the input's own row pitch serves as the flat layout.
+
 Where garbage could become a NaN PyTorch would not produce (``0 * inf``, see each kernel), the same scratch
 is walked row by row instead ("row" mode). Taps go three at a time (`_madd3`, `_dot3`), which saves loads
 and stores of the accumulator.
 
-Shapes: x (n, c, h, w); weight (k, c // groups, kh, kw); output and grad_out (n, k, oh, ow). Input row
+Shapes: x (n, c, h, w); weight (k, c // groups, kh, kw); output and grad_out (n, k, oh, ow), all
+C-contiguous (the engine's guarantee: row copies address them by flat offsets). Input row
 ``oy * stride_h - pad_h + i * dil_h`` and column ``ox * stride_w - pad_w + j * dil_w`` read as zero outside
 ``[0, h)`` / ``[0, w)``; pads may be negative (the input is then cropped). The parallel kernels take
 ``plan = (chunks, hq, wq)`` and ``conv = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups)``.
@@ -228,11 +232,11 @@ def forward_same_width(x, weight, bias, out, chunks, conv):
 
     With equal row pitches, tap (i, j) shifts a whole plane: output ``f = oy * w + ox`` reads input
     ``f + dy * w + dx`` (``dy = i * dil_h - pad_h``, ``dx = j * dil_w - pad_w``), one contiguous loop per tap
-    over the output rows whose input row exists. Columns within ``pad_w`` of either edge would read a
+    over the output rows whose input row exists. The columns within the padding of either edge would read a
     neighbouring row's pixel instead of padding (or nothing, at the plane's ends, which the loops skip), so
     `_edge_columns` then overwrites them with sums over their valid taps alone: the garbage, NaN or not,
-    never survives. Work is the n*k output planes, cut into ``chunks`` slices. On depthwise and few-channel
-    maps the padded copies and the copy-out were most of `forward`'s time.
+    never survives. Work is the n*k output planes, cut into ``chunks`` slices. On depthwise layers, whose
+    planes share no padded input, the padded copies and the copy-out were most of `forward`'s time.
     """
     _, _, pad_h, pad_w, dil_h, dil_w, groups = conv
     n, c, h, w = x.shape

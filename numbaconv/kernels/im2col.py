@@ -43,7 +43,8 @@ def lower_row(x, n, ch, i, j, lowering, oy0, oy1, ow, dst, d0, step):
     """One row of a column matrix, for output rows ``[oy0, oy1)``: ``dst[d0 + ((oy - oy0) * ow + ox) * step]``
     is what tap (i, j) of output pixel (oy, ox) reads from plane ``x[n, ch]`` (zero in the padding); dst is
     flat, ``step`` 1 for a row-major column matrix (a literal 1 lets the copies vectorise) or its row length
-    for a transposed one. ``lowering = (kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)``."""
+    for a transposed one. ``lowering = (kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)``; x is
+    C-contiguous (row-major rows are copied from it by flat offset)."""
     _, _, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w = lowering
     h, w = x.shape[2], x.shape[3]
     lo, hi = _tap_range(j * dil_w - pad_w, stride_w, w, ow)
