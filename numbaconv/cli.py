@@ -129,6 +129,7 @@ def warm() -> None:
     from .algorithms import gemm, im2col, winograd
     from .geometry import ConvSpec
     from .nn import functional as F
+    from .optim import Adam
 
     rng = np.random.default_rng(0)
     configs = [  # (kernel, stride, padding, padding_mode)
@@ -184,6 +185,7 @@ def warm() -> None:
         ]
         for out in outputs:
             out.sum().backward()
+        Adam([gamma, beta]).step()  # the optimizer kernel
         # the tiny products above stay on numpy: one big enough for the engine's GEMM, plain and transposed
         a, b = rng.standard_normal((64, 96)).astype(dtype), rng.standard_normal((96, 128)).astype(dtype)
         with runtime.parallel_section():

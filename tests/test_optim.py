@@ -426,3 +426,57 @@ def test_load_state_with_a_plain_number_step():
         p.grad = ag.tensor(gradient(i, p.detach().numpy()))
     resumed.step()
     assert resumed.state[params[0]]["step"].item() == 3.0
+
+
+def _adam_numpy(group, x, g, m, v, *rest):
+    """The Adam step as elementwise numpy, each operation rounded in the dtype (torch's single-tensor order)."""
+    lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+    step = rest[-1]
+    if group["maximize"]:
+        g = -g
+    if weight_decay != 0 and group["decoupled_weight_decay"]:
+        x *= 1 - lr * weight_decay
+    elif weight_decay != 0:
+        g = g + weight_decay * x
+    w = m.dtype.type(1 - beta1)
+    if abs(w) < 0.5:
+        m += w * (g - m)
+    else:
+        m[...] = g - (g - m) * (1 - w)
+    v *= beta2
+    v += (1 - beta2) * g * g
+    if len(rest) == 2:
+        np.maximum(rest[0], v, out=rest[0])
+        v = rest[0]
+    denom = np.sqrt(v) / (1 - beta2**step) ** 0.5
+    denom += eps
+    x += (-lr / (1 - beta1**step) * m) / denom
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(maximize=True, weight_decay=0.1),
+        dict(weight_decay=0.05, decoupled_weight_decay=True, amsgrad=True),
+        dict(betas=(0.3, 0.9), amsgrad=True),  # lerp weight 0.7: the other formula
+    ],
+    ids=["plain", "maximize-decay", "decoupled-amsgrad", "beta1-0.3"],
+)
+def test_adam_kernel_rounds_as_the_numpy_formula(options, dtype):
+    from numbaconv.optim.adam import _adam
+
+    group = dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=False,
+                 decoupled_weight_decay=False, amsgrad=False) | options  # fmt: skip
+    rng = np.random.default_rng(3)
+    base = [rng.standard_normal((5, 37)).astype(dtype) for _ in range(5)]  # x, g, m, v, v_max
+    base[3], base[4] = np.abs(base[3]), np.abs(base[4])
+    base[2][0, 0], base[3][2, 2], base[4][1, 1] = np.nan, np.nan, np.nan  # NaN moments propagate as in numpy
+    ours, numpy_ = [a.copy() for a in base], [a.copy() for a in base]
+    ours[0] = np.asfortranarray(ours[0])  # a non-contiguous parameter is stepped in a copy and written back
+    count = 5 if group["amsgrad"] else 4
+    _adam(group, *ours[:count], 4.0)
+    _adam_numpy(group, *numpy_[:count], 4.0)
+    for a, b in zip(ours, numpy_, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -9,6 +9,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..autograd import Tensor
+from ..kernels.optim import adam_update
+from ..runtime import parallel_section
 from .optimizer import Optimizer, _check_unsupported
 
 
@@ -103,29 +105,26 @@ def _state(step: np.ndarray, moments: list[np.ndarray]) -> dict:
 def _adam(group: dict, x: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *rest) -> None:
     """One Adam step of ``x`` in place, moments ``m``, ``v`` (and ``v_max`` with amsgrad) updated in place;
     ``rest`` is ``([v_max,] step)`` with ``step`` already counted. The same for one parameter or a group's
-    parameters concatenated (elementwise, so the numbers are the same)."""
+    parameters concatenated (elementwise, so the numbers are the same). One pass of
+    `numbaconv.kernels.optim.adam_update`, which rounds as the elementwise numpy formula does."""
     lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
     weight_decay, step = group["weight_decay"], rest[-1]
-    if group["maximize"]:
-        g = -g
-    if weight_decay != 0:
-        if group["decoupled_weight_decay"]:
-            x *= 1 - lr * weight_decay
-        else:
-            g = g + weight_decay * x
-    _lerp_(m, g, 1 - beta1)
-    v *= beta2
-    v += (1 - beta2) * g * g
-    bias_correction1 = 1 - beta1**step
-    bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-    step_size = lr / bias_correction1
-    if len(rest) == 2:  # amsgrad
-        v_max = rest[0]
-        np.maximum(v_max, v, out=v_max)
-        v = v_max
-    denom = np.sqrt(v) / bias_correction2_sqrt
-    denom += eps
-    x += (-step_size * m) / denom  # addcdiv's (value * t1) / t2 order
+    real = x.dtype.type
+    w = real(1 - beta1)  # the lerp weight of m towards g, and its complement computed in the dtype
+    scalars = np.array(
+        [1 - lr * weight_decay, weight_decay, w, real(1) - w, beta2, 1 - beta2, (1 - beta2**step) ** 0.5, eps,
+         -lr / (1 - beta1**step)],
+        dtype=x.dtype,
+    )  # fmt: skip
+    decoupled = weight_decay != 0 and group["decoupled_weight_decay"]
+    flags = (bool(group["maximize"]), decoupled, weight_decay != 0 and not decoupled, abs(w) < 0.5, len(rest) == 2)
+    states = [x, m, v, rest[0] if len(rest) == 2 else v]
+    flat = [np.ascontiguousarray(a).reshape(-1) for a in states]  # a copy only of a non-contiguous array
+    with parallel_section():
+        adam_update(flat[0], np.ascontiguousarray(g).reshape(-1), *flat[1:], scalars, flags)
+    for a, f in zip(states, flat, strict=True):
+        if not a.flags.c_contiguous:  # stepped in a copy: write it back
+            a[...] = f.reshape(a.shape)
 
 
 class _FlatState(NamedTuple):
@@ -199,15 +198,6 @@ def _overlapping(arrays: tuple[np.ndarray, ...]) -> bool:
     spans = sorted(_byte_bounds(a) for a in arrays)
     ends = itertools.accumulate((high for _, high in spans), max)
     return any(low < end for (low, _), end in zip(spans[1:], ends, strict=False))
-
-
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
-    """``start += weight * (end - start)`` in place, with PyTorch's formula choice for accuracy."""
-    w = start.dtype.type(weight)
-    if abs(w) < 0.5:
-        start += w * (end - start)
-    else:
-        start[...] = end - (end - start) * (1 - w)
 
 
 class AdamW(Adam):
