@@ -474,7 +474,9 @@ def test_adam_kernel_rounds_as_the_numpy_formula(options, dtype):
     base[3], base[4] = np.abs(base[3]), np.abs(base[4])
     base[2][0, 0], base[3][2, 2], base[4][1, 1] = np.nan, np.nan, np.nan  # NaN moments propagate as in numpy
     ours, numpy_ = [a.copy() for a in base], [a.copy() for a in base]
-    ours[0] = np.asfortranarray(ours[0])  # a non-contiguous parameter is stepped in a copy and written back
+    # Non-contiguous arrays (a Fortran-ordered parameter, and its zeros_like moments) are stepped in copies
+    # and written back.
+    ours = [np.asfortranarray(a) for a in ours]
     count = 5 if group["amsgrad"] else 4
     _adam(group, *ours[:count], 4.0)
     _adam_numpy(group, *numpy_[:count], 4.0)

@@ -118,10 +118,11 @@ def _adam(group: dict, x: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarra
     )  # fmt: skip
     decoupled = weight_decay != 0 and group["decoupled_weight_decay"]
     flags = (bool(group["maximize"]), decoupled, weight_decay != 0 and not decoupled, abs(w) < 0.5, len(rest) == 2)
-    states = [x, m, v, rest[0] if len(rest) == 2 else v]
+    states = [x, m, v, *rest[:-1]]
     flat = [np.ascontiguousarray(a).reshape(-1) for a in states]  # a copy only of a non-contiguous array
+    v_max = flat[3] if len(rest) == 2 else flat[2]  # without amsgrad the kernel never touches it
     with parallel_section():
-        adam_update(flat[0], np.ascontiguousarray(g).reshape(-1), *flat[1:], scalars, flags)
+        adam_update(flat[0], np.ascontiguousarray(g).reshape(-1), *flat[1:3], v_max, scalars, flags)
     for a, f in zip(states, flat, strict=True):
         if not a.flags.c_contiguous:  # stepped in a copy: write it back
             a[...] = f.reshape(a.shape)
