@@ -10,6 +10,7 @@ threads never oversubscribe them; and it makes ``workqueue``, which is not threa
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib.metadata
 import math
 import os
@@ -46,8 +47,10 @@ HEAP_RETAIN_BYTES = 256 << 20
 """Free memory the heap keeps for reuse instead of returning it to the OS; `release_workspaces` returns it."""
 
 
+@functools.cache
 def _libc_function(name: str):
-    """The C library's function ``name``, or None where there is none (not glibc, or not found)."""
+    """The C library's function ``name``, or None where there is none (not glibc, or not found); looked up
+    once."""
     try:
         return getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError, TypeError):
