@@ -7,7 +7,8 @@ transformed positions is a matrix product, so a layer becomes (m+2)^2 * groups G
 instead of 9, ``tile=4`` (F(4x4,3x3)) 36/16 = 2.25, at the price of larger transforms and rounding error.
 
 The tiles are processed in chunks of tile rows so the transformed buffers stay bounded and are reused
-(`numbaconv.runtime.workspace`); the transforms are the kernels in `numbaconv.kernels.winograd`, the GEMMs
+(`numbaconv.runtime.workspace`); where one chunk takes all the tiles, the output channels go in blocks, each
+with its own slice of the transformed weights (`_channel_blocks`). The transforms are the kernels in `numbaconv.kernels.winograd`, the GEMMs
 numpy's BLAS. The backward passes reuse the same pieces: grad_input is a forward convolution of grad_out
 with the flipped, channel-swapped weights; grad_weight multiplies transformed output-gradient tiles
 ``A dY A^T`` by transformed input tiles and maps the sum back with ``G^T dU G``.
@@ -70,6 +71,10 @@ _MIN_CHUNK_TILES = 256
 _SEGMENT_TILES = 512
 # Kernels per block of the weight transform: their transposed taps (9 * 2 KB in float32) stay in L1.
 _WEIGHT_BLOCK = 512
+# Output-channel blocks (`_channel_blocks`) are multiples of this many bytes' worth of channels: the GEMM
+# register tile's columns (two AVX-512 vectors). grad_weight's products are V @ dM^T with a block's channels
+# along the columns; resnet7's take 1.4x longer in blocks of 48 channels than in blocks of 32 or 64.
+_CHANNEL_STEP_BYTES = 128
 
 
 class _Phase(NamedTuple):
@@ -192,6 +197,23 @@ def _transform_weight(weight: np.ndarray, tile: int) -> np.ndarray:
     return u.reshape(kron_g.shape[0], k, cg)
 
 
+def _channel_blocks(k: int, cg: int, groups: int, tiles: int, a: int, one_chunk: bool, itemsize: int):
+    """[(k0, k1)]: the blocks of output channels a pass goes through, one at a time.
+
+    When all the tiles make one chunk (small images, many channels) and there is one group, each block takes
+    its own slice of U and of the products, sized like a chunk, so both stay in L2 between the weight
+    transform, the product and the output transform, and the workspaces hold a block's share, not the
+    layer's (resnet7's F(2x2) U alone is 16.7 MB for a 0.8 MB input). Otherwise one block: the chunks share
+    all of U, transformed once.
+    """
+    per_channel = a * a * (cg + tiles) * itemsize
+    if not one_chunk or groups != 1 or k * per_channel <= _CHUNK_BYTES:
+        return [(0, k)]
+    step = max(1, _CHANNEL_STEP_BYTES // itemsize)
+    size = max(step, _CHUNK_BYTES // per_channel // step * step)
+    return [(k0, min(k, k0 + size)) for k0 in range(0, k, size)]
+
+
 def _batched_product(u: np.ndarray, v: np.ndarray, prod: np.ndarray, groups: int) -> None:
     """prod[p, g] = u[p, g] @ v[p, g] for each transformed position p and group g.
 
@@ -209,11 +231,11 @@ def _batched_product(u: np.ndarray, v: np.ndarray, prod: np.ndarray, groups: int
         matmul(us, vs, out=ps)
 
 
-def _convolve(x, u, bias, out, pad_h, pad_w, groups, tile):
-    """out = conv2d(x, weights whose transform is u) + bias: 3x3, stride 1, implicit zero padding.
+def _convolve(x, weight, bias, out, pad_h, pad_w, groups, tile):
+    """out = conv2d(x, weight) + bias: 3x3, stride 1, implicit zero padding.
 
-    x: (n, c, h, w); u: (a*a, k, c/groups) from `_transform_weight`; bias: (k,); out: (n, k, oh, ow), written
-    in full. pad_h/pad_w: zero rows/cols before x (may be negative: the windows then start inside x).
+    x: (n, c, h, w); weight: (k, c/groups, 3, 3); bias: (k,); out: (n, k, oh, ow), written in full.
+    pad_h/pad_w: zero rows/cols before x (may be negative: the windows then start inside x).
     """
     n, c = x.shape[:2]
     k, oh, ow = out.shape[1:]
@@ -221,13 +243,16 @@ def _convolve(x, u, bias, out, pad_h, pad_w, groups, tile):
     a = tile + 2
     tiles_h, tiles_w, total_rows, rows = _tiling(oh, ow, n, c + k, tile, x.dtype)
     rows_buf, tiles_buf = _scratch(tile, tiles_w, x.dtype)
+    blocks = _channel_blocks(k, c // groups, groups, rows * tiles_w, a, rows == total_rows, x.itemsize)
+    u = _transform_weight(weight, tile) if len(blocks) == 1 else None
     for row0 in range(0, total_rows, rows):
         t = min(rows, total_rows - row0) * tiles_w
         v = runtime.workspace("winograd.V", (a * a, c, t), x.dtype)
-        prod = runtime.workspace("winograd.M", (a * a, k, t), x.dtype)
-        plan.input_transform(x, pad_h, pad_w, row0, tiles_h, tiles_w, v, rows_buf, tiles_buf)
-        _batched_product(u, v, prod, groups)
-        plan.output_transform(prod, bias, row0, tiles_h, tiles_w, out, rows_buf, tiles_buf)
+        plan.input_transform(x, 0, pad_h, pad_w, row0, tiles_h, tiles_w, v, rows_buf, tiles_buf)
+        for k0, k1 in blocks:
+            prod = runtime.workspace("winograd.M", (a * a, k1 - k0, t), x.dtype)
+            _batched_product(_transform_weight(weight[k0:k1], tile) if u is None else u, v, prod, groups)
+            plan.output_transform(prod, bias, row0, tiles_h, tiles_w, out, k0, rows_buf, tiles_buf)
     return out
 
 
@@ -239,14 +264,12 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
     out = np.empty((geo.n, geo.k, geo.oh, geo.ow), dtype=x.dtype)
     if geo.n == 0:
         return out
-    u = _transform_weight(weight, tile)
     b = np.zeros(geo.k, dtype=x.dtype) if bias is None else bias
     for sub, parts in _phase_groups(geo):
         inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
         part = out if sub == geo else runtime.workspace("winograd.parts_out", (sub.n, geo.k, sub.oh, sub.ow), x.dtype)
-        _convolve(
-            _stack(x, inputs, sub.h, sub.w, "winograd.parts_in"), u, b, part, sub.pad_h, sub.pad_w, geo.groups, tile
-        )
+        parts_in = _stack(x, inputs, sub.h, sub.w, "winograd.parts_in")
+        _convolve(parts_in, weight, b, part, sub.pad_h, sub.pad_w, geo.groups, tile)
         _unstack(part, out, outputs)
     return out
 
@@ -265,7 +288,7 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry, tile
     if geo.n == 0:
         return dx
     g = geo.groups
-    u = _transform_weight(flipped_weight(weight, g), tile)
+    flipped = flipped_weight(weight, g)
     b = np.zeros(geo.c, dtype=grad_out.dtype)
     for sub, parts in _phase_groups(geo):
         if sub.h == 0 or sub.w == 0:
@@ -273,7 +296,7 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry, tile
         inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
         part = dx if sub == geo else runtime.workspace("winograd.parts_out", (sub.n, geo.c, sub.h, sub.w), dx.dtype)
         parts_in = _stack(grad_out, outputs, sub.oh, sub.ow, "winograd.parts_in")
-        _convolve(parts_in, u, b, part, 2 - sub.pad_h, 2 - sub.pad_w, g, tile)
+        _convolve(parts_in, flipped, b, part, 2 - sub.pad_h, 2 - sub.pad_w, g, tile)
         _unstack(part, dx, inputs)
     return dx
 
@@ -281,21 +304,23 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry, tile
 def grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry, tile: int = 4):
     """dL/dweight of `forward`: x (n, c, h, w), grad_out (n, k, oh, ow) -> new (k, c/groups, 3, 3) array:
     the sum over polyphase parts of `_undilated_grad_weight`."""
-    total = np.zeros((geo.k, geo.c // geo.groups, 3, 3), dtype=x.dtype)
+    total = None
     for sub, parts in _phase_groups(geo):
         if sub.h and sub.w:
             inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
             x_parts = _stack(x, inputs, sub.h, sub.w, "winograd.parts_in")
             g_parts = _stack(grad_out, outputs, sub.oh, sub.ow, "winograd.parts_out")
-            total += _undilated_grad_weight(x_parts, g_parts, sub, tile)
-    return total
+            part = _undilated_grad_weight(x_parts, g_parts, sub, tile)
+            total = part if total is None else np.add(total, part, out=total)
+    return np.zeros((geo.k, geo.c // geo.groups, 3, 3), dtype=x.dtype) if total is None else total
 
 
 def _undilated_grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry, tile: int):
     """`grad_weight` of an undilated ``geo``.
 
     Per tile, Y = A^T (U * V) A gives dU = (A dY A^T) * V; summed over tiles and channels that is, at each
-    transformed position, dU[k, c] = dM (k x tiles) @ V^T (tiles x c); then dW = G^T dU G.
+    transformed position, dU^T[c, k] = V (c x tiles) @ dM^T (tiles x k); then dW = G^T dU G. Products go
+    through `_channel_blocks` as in `_convolve`.
     """
     k, cg, g = geo.k, geo.c // geo.groups, geo.groups
     if geo.n == 0:
@@ -304,15 +329,31 @@ def _undilated_grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometr
     a = tile + 2
     tiles_h, tiles_w, total_rows, rows = _tiling(geo.oh, geo.ow, geo.n, geo.c + k, tile, x.dtype)
     rows_buf, tiles_buf = _scratch(tile, tiles_w, x.dtype)
-    # The passes that transform weights are not running: their buffer takes dU, which has the same size.
-    du = runtime.workspace("winograd.U", (a * a * g, k // g, cg), x.dtype)
+    blocks = _channel_blocks(k, cg, g, rows * tiles_w, a, rows == total_rows, x.itemsize)
+    dw = np.empty((k, cg, 3, 3), dtype=x.dtype)
     for row0 in range(0, total_rows, rows):
         t = min(rows, total_rows - row0) * tiles_w
         v = runtime.workspace("winograd.V", (a * a * g, cg, t), x.dtype)
-        dm = runtime.workspace("winograd.M", (a * a * g, k // g, t), x.dtype)
         plan.input_transform(
-            x, geo.pad_h, geo.pad_w, row0, tiles_h, tiles_w, v.reshape(a * a, geo.c, t), rows_buf, tiles_buf
+            x, 0, geo.pad_h, geo.pad_w, row0, tiles_h, tiles_w, v.reshape(a * a, geo.c, t), rows_buf, tiles_buf
         )
-        plan.grad_transform(grad_out, 0, 0, row0, tiles_h, tiles_w, dm.reshape(a * a, k, t), rows_buf, tiles_buf)
-        matmul(dm, v.transpose(0, 2, 1), out=du, accumulate=row0 > 0)
-    return matmul(du.reshape(a * a, k * cg).T, plan.kron_g, out=np.empty((k * cg, 9), x.dtype)).reshape(k, cg, 3, 3)
+        for k0, k1 in blocks:
+            kg = (k1 - k0) // g
+            dm = runtime.workspace("winograd.M", (a * a * g, kg, t), x.dtype)
+            plan.grad_transform(
+                grad_out, k0, 0, 0, row0, tiles_h, tiles_w, dm.reshape(a * a, k1 - k0, t), rows_buf, tiles_buf
+            )
+            # The passes that transform weights are not running: their buffer takes dU^T.
+            du_t = runtime.workspace("winograd.U", (a * a * g, cg, kg), x.dtype)
+            matmul(v, dm.transpose(0, 2, 1), out=du_t, accumulate=row0 > 0)
+            if row0 + rows >= total_rows:
+                _kernel_gradient(du_t, g, plan.kron_g, dw[k0:k1])
+    return dw
+
+
+def _kernel_gradient(du_t: np.ndarray, groups: int, kron_g: np.ndarray, dw: np.ndarray) -> None:
+    """dw = G^T dU G of every kernel. du_t: (a*a*groups, cg, kg), dU transposed per group; dw: (groups*kg,
+    cg, 3, 3), C-contiguous."""
+    cg, kg = du_t.shape[1:]
+    du = du_t.reshape(kron_g.shape[0], groups, cg, kg).transpose(1, 3, 2, 0)  # (groups, kg, cg, a*a)
+    matmul(du, kron_g, out=dw.reshape(groups, kg, cg, 9))

@@ -44,13 +44,14 @@ def _work_item(item, seg, nseg, row0, nrows, tiles_w):
 
 
 def make_tile_transform(mat: np.ndarray):
-    """Kernel ``tile_transform(src, off_h, off_w, row0, tiles_h, tiles_w, dst, rows_buf, tiles_buf)``.
+    """Kernel ``tile_transform(src, ch0, off_h, off_w, row0, tiles_h, tiles_w, dst, rows_buf, tiles_buf)``.
 
-    Computes ``dst[i*a + j, ch, t] = (mat @ window @ mat.T)[i, j]`` for the s x s window of every tile ``t``.
+    Computes ``dst[i*a + j, ch, t] = (mat @ window @ mat.T)[i, j]`` for the s x s window of every tile ``t``
+    in channel ``ch0 + ch`` of src.
     mat: (a, s) constant in the data dtype, tiles step ``a - 2`` apart: Winograd B^T (s = a) for input tiles,
     A (s = a - 2) for output-gradient tiles.
 
-    src: (n, channels, sh, sw); the window of tile (th, tw) starts at row ``th*step - off_h``, column
+    src: (n, >= ch0 + channels, sh, sw); the window of tile (th, tw) starts at row ``th*step - off_h``, column
          ``tw*step - off_w``; positions outside the image read as zero (implicit padding; the offsets may be
          negative and windows may hang over any edge).
     dst: (a*a, channels, nrows * tiles_w) for global tile rows row0 .. row0 + nrows - 1.
@@ -62,7 +63,7 @@ def make_tile_transform(mat: np.ndarray):
     e = s - step  # columns a window reaches past its own tile, into the next one
 
     @njit(parallel=True, cache=True, fastmath=FASTMATH)
-    def tile_transform(src, off_h, off_w, row0, tiles_h, tiles_w, dst, rows_buf, tiles_buf):
+    def tile_transform(src, ch0, off_h, off_w, row0, tiles_h, tiles_w, dst, rows_buf, tiles_buf):
         sh = src.shape[2]
         sw = src.shape[3]
         channels = dst.shape[1]
@@ -75,6 +76,7 @@ def make_tile_transform(mat: np.ndarray):
         for b in prange(nblocks):
             for item in range(items * b // nblocks, items * (b + 1) // nblocks):
                 ch, g_lo, g_hi, nt, t0 = _work_item(item, seg, nseg, row0, nrows, tiles_w)
+                sc = ch0 + ch
                 # 1. The s image rows under each tile row, zero padded, laid end to end in R = rows_buf[b, :s]
                 #    so that tile t's first `step` columns sit at R[u, t*step:]; the `e` columns past a row's
                 #    last tile go to O = rows_buf[b, s:2*s].
@@ -88,12 +90,12 @@ def make_tile_transform(mat: np.ndarray):
                             for x in range(x_lo):
                                 rows_buf[b, u, _U(base + x)] = 0
                             for x in range(x_lo, x_hi):
-                                rows_buf[b, u, _U(base + x)] = src[img, ch, y, _U(x - off_w)]
+                                rows_buf[b, u, _U(base + x)] = src[img, sc, y, _U(x - off_w)]
                             for x in range(x_hi, width):
                                 rows_buf[b, u, _U(base + x)] = 0
                             for x in range(e):
                                 xs = width + x - off_w
-                                val = src[img, ch, y, _U(xs)] if 0 <= xs < sw else 0
+                                val = src[img, sc, y, _U(xs)] if 0 <= xs < sw else 0
                                 rows_buf[b, s + u, _U((g - g_lo) * e + x)] = val
                         else:
                             # A whole padding row (kept apart from the copy above: merging the two branches
@@ -137,21 +139,22 @@ def make_tile_transform(mat: np.ndarray):
 
 
 def make_output_transform(mat: np.ndarray):
-    """Kernel ``output_transform(prod, bias, row0, tiles_h, tiles_w, out, rows_buf, tiles_buf)``.
+    """Kernel ``output_transform(prod, bias, row0, tiles_h, tiles_w, out, ch0, rows_buf, tiles_buf)``.
 
-    Computes ``out[img, k, th*m + p, tw*m + q] = bias[k] + (mat.T @ P @ mat)[p, q]`` where P is the a x a
-    transformed product of tile (th, tw) of image img. mat: (a, m) Winograd A, constant in the data dtype.
+    Computes ``out[img, ch0 + k, th*m + p, tw*m + q] = bias[ch0 + k] + (mat.T @ P @ mat)[p, q]`` where P is the
+    a x a transformed product of channel k's tile (th, tw) of image img. mat: (a, m) Winograd A, constant in
+    the data dtype.
 
-    prod: (a*a, k, nrows * tiles_w) products, tiles laid out as in `make_tile_transform`.
-    bias: (k,) added to every output.
-    out: (n, k, oh, ow); only outputs inside it are written (edge tiles are clipped).
+    prod: (a*a, channels, nrows * tiles_w) products, tiles laid out as in `make_tile_transform`.
+    bias: (>= ch0 + channels,) added to every output.
+    out: (n, >= ch0 + channels, oh, ow); only outputs inside it are written (edge tiles are clipped).
     rows_buf: (nblocks, >= m, >= seg * tiles_w * m) scratch; tiles_buf: (nblocks, a*m + m*m, seg * tiles_w)
               scratch, where seg >= 1 tile rows make one work item.
     """
     a, m = mat.shape
 
     @njit(parallel=True, cache=True, fastmath=FASTMATH)
-    def output_transform(prod, bias, row0, tiles_h, tiles_w, out, rows_buf, tiles_buf):
+    def output_transform(prod, bias, row0, tiles_h, tiles_w, out, ch0, rows_buf, tiles_buf):
         oh = out.shape[2]
         ow = out.shape[3]
         channels = prod.shape[1]
@@ -172,7 +175,7 @@ def make_output_transform(mat: np.ndarray):
                             tiles_buf[b, i * m + q, t] = acc
                 # 2. Down columns, plus bias, into F = tiles_buf[b, a*m:]:
                 #    F[p*m + q] = bias + sum_i mat[i, p] E[i*m + q].
-                bk = bias[ch]
+                bk = bias[ch0 + ch]
                 for q in range(m):
                     for t in range(nt):
                         for p in range(m):
@@ -193,7 +196,7 @@ def make_output_transform(mat: np.ndarray):
                     base = (g - g_lo) * tiles_w * m
                     for p in range(min(m, oh - th * m)):
                         for x in range(ow):
-                            out[img, ch, th * m + p, x] = rows_buf[b, p, _U(base + x)]
+                            out[img, ch0 + ch, th * m + p, x] = rows_buf[b, p, _U(base + x)]
 
     return output_transform
 
