@@ -8,10 +8,11 @@ instead of 9, ``tile=4`` (F(4x4,3x3)) 36/16 = 2.25, at the price of larger trans
 
 The tiles are processed in chunks of tile rows so the transformed buffers stay bounded and are reused
 (`numbaconv.runtime.workspace`); where one chunk takes all the tiles, the output channels go in blocks, each
-with its own slice of the transformed weights (`_channel_blocks`). The transforms are the kernels in `numbaconv.kernels.winograd`, the GEMMs
-numpy's BLAS. The backward passes reuse the same pieces: grad_input is a forward convolution of grad_out
-with the flipped, channel-swapped weights; grad_weight multiplies transformed output-gradient tiles
-``A dY A^T`` by transformed input tiles and maps the sum back with ``G^T dU G``.
+with its own slice of the transformed weights (`_channel_blocks`). The transforms are the kernels in
+`numbaconv.kernels.winograd`, the GEMMs `numbaconv.algorithms.gemm.matmul`. The backward passes reuse the
+same pieces: grad_input is a forward convolution of grad_out with the flipped, channel-swapped weights;
+grad_weight multiplies transformed output-gradient tiles ``A dY A^T`` by transformed input tiles and maps
+the sum back with ``G^T dU G``.
 
 A dilation d splits into d_h * d_w undilated convolutions (polyphase): output rows r, r + d, ... read only
 input rows s, s + d, ... with ``s = (r - pad) mod d``, through the undilated kernel. Phases of one geometry
