@@ -7,9 +7,10 @@ Usage, from the repository root:
     python benchmarks/calibrate.py regret /tmp/cal1.json [/tmp/cal2.json ...]
 
 ``measure`` runs numbaconv alone (float32; per algorithm and pass the median of 5 rounds of back-to-back calls
-filling 40 ms each, after a warm-up call). ``regret`` takes the geometric mean of the runs given, asks
-`numbaconv.dispatch` for its choice on each pass, and prints every pass where the choice was not the fastest
-measured, then the summed regret (ms) and the summed log ratio chosen/fastest. A constant of
+filling 40 ms each, after a warm-up call; the algorithms take turns round by round). ``regret`` takes the
+geometric mean of the runs given, asks `numbaconv.dispatch` for its choice on each pass, and prints every pass
+where the choice was not the fastest measured, then the summed regret (ms) and the summed log ratio
+chosen/fastest. A constant of
 `numbaconv.dispatch` earns its value by lowering both over several runs; the machine is noisy, so one run is
 not enough.
 """
@@ -17,10 +18,12 @@ not enough.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import statistics
 import time
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from shapes import SUITE, ConvShape
@@ -42,20 +45,20 @@ MODEL_LAYERS = (
 )
 PASSES = dispatch.PASSES
 ROUND_SECONDS = 0.04
+ROUNDS = 5
 
 
-def _median_seconds(call) -> float:
-    call()
-    start = time.perf_counter()
-    call()
-    reps = max(1, int(ROUND_SECONDS / max(time.perf_counter() - start, 1e-6)))
-    rounds = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(reps):
-            call()
-        rounds.append((time.perf_counter() - start) / reps)
-    return statistics.median(rounds)
+@contextlib.contextmanager
+def _pinned_tile(tile: int | None) -> Iterator[None]:
+    """Inside the block "winograd" runs only ``tile`` (every tile when None)."""
+    tiles = dispatch.WINOGRAD_TILES
+    dispatch.WINOGRAD_TILES = tiles if tile is None else (tile,)
+    dispatch._decide.cache_clear()
+    try:
+        yield
+    finally:
+        dispatch.WINOGRAD_TILES = tiles
+        dispatch._decide.cache_clear()
 
 
 def _candidates(shape: ConvShape) -> list[tuple[str, str, int | None]]:
@@ -66,22 +69,36 @@ def _candidates(shape: ConvShape) -> list[tuple[str, str, int | None]]:
     return found
 
 
-def _time_passes(shape: ConvShape, algorithm: str, tile: int | None) -> dict[str, float]:
+def _pass_calls(shape: ConvShape, algorithm: str) -> dict[str, Callable[[], object]]:
     arrays = random_inputs(shape)
     x, w, b, g = arrays["x"], arrays["weight"], arrays["bias"], arrays["grad_output"]
     kw = dict(shape.conv_kwargs, algorithm=algorithm)
-    tiles = dispatch.WINOGRAD_TILES
-    dispatch.WINOGRAD_TILES = tiles if tile is None else (tile,)  # "winograd" then runs this tile
-    dispatch._decide.cache_clear()
-    try:
-        return {
-            "forward": _median_seconds(lambda: numbaconv.conv2d(x, w, b, **kw)),
-            "grad_input": _median_seconds(lambda: numbaconv.conv2d_grad_input(x.shape, w, g, **kw)),
-            "grad_weight": _median_seconds(lambda: numbaconv.conv2d_grad_weight(x, w.shape, g, **kw)),
-        }
-    finally:
-        dispatch.WINOGRAD_TILES = tiles
-        dispatch._decide.cache_clear()
+    return {
+        "forward": lambda: numbaconv.conv2d(x, w, b, **kw),
+        "grad_input": lambda: numbaconv.conv2d_grad_input(x.shape, w, g, **kw),
+        "grad_weight": lambda: numbaconv.conv2d_grad_weight(x, w.shape, g, **kw),
+    }
+
+
+def _interleaved_medians(calls: dict[str, tuple[Callable[[], object], int | None]]) -> dict[str, float]:
+    """Median seconds per call of each labelled (call, tile), the candidates taking turns round by round so
+    that a slow phase of the shared machine falls on all of them alike."""
+    reps = {}
+    for label, (call, tile) in calls.items():
+        with _pinned_tile(tile):
+            call()
+            start = time.perf_counter()
+            call()
+            reps[label] = max(1, int(ROUND_SECONDS / max(time.perf_counter() - start, 1e-6)))
+    rounds: dict[str, list[float]] = {label: [] for label in calls}
+    for _ in range(ROUNDS):
+        for label, (call, tile) in calls.items():
+            with _pinned_tile(tile):
+                start = time.perf_counter()
+                for _ in range(reps[label]):
+                    call()
+                rounds[label].append((time.perf_counter() - start) / reps[label])
+    return {label: statistics.median(times) for label, times in rounds.items()}
 
 
 def measure(path: str, names: list[str] | None, threads: int) -> None:
@@ -90,7 +107,12 @@ def measure(path: str, names: list[str] | None, threads: int) -> None:
     for shape in SUITE + MODEL_LAYERS:
         if names and shape.name not in names:
             continue
-        times = {label: _time_passes(shape, algorithm, tile) for label, algorithm, tile in _candidates(shape)}
+        candidates = [(label, _pass_calls(shape, algorithm), tile) for label, algorithm, tile in _candidates(shape)]
+        times: dict[str, dict[str, float]] = {label: {} for label, _, _ in candidates}
+        for pass_name in PASSES:
+            medians = _interleaved_medians({label: (calls[pass_name], tile) for label, calls, tile in candidates})
+            for label, seconds in medians.items():
+                times[label][pass_name] = seconds
         results[shape.name] = {"shape": list(shape), "threads": threads, "times": times}
         print(shape.name, {label: {p: round(t * 1e3, 3) for p, t in ts.items()} for label, ts in times.items()})
     with open(path, "w") as f:

@@ -129,19 +129,37 @@ def _im2col(geo: ConvGeometry, work: _Work, pass_name: str) -> Estimate:
 
 
 def _winograd(geo: ConvGeometry, work: _Work, pass_name: str, tile: int) -> Estimate:
-    c_g, k_g = geo.c // geo.groups, geo.k // geo.groups
+    c_g = geo.c // geo.groups
     alpha = tile + 2
     tiles = geo.n * -(-geo.oh // tile) * -(-geo.ow // tile)
     flops = 2.0 * tiles * alpha * alpha * geo.k * c_g
     transformed = work.itemsize * alpha * alpha * tiles * (geo.c + geo.k)
     weights = work.itemsize * alpha * alpha * geo.k * c_g
-    rows, inner = (c_g, k_g) if pass_name == "grad_input" else (k_g, c_g)
-    seconds = (
-        flops / (GEMM_RATE * work.threads * _gemm_efficiency(rows, inner))
-        + (work.io_bytes + 2 * transformed + 2 * weights) / (STREAM_RATE * work.threads)
-        + CALL_OVERHEAD * geo.groups
+    winograd = driver("winograd")
+    # The GEMMs' output channels: grad_input convolves grad_out with the channel-swapped kernels.
+    k_out, c_in = (geo.c, geo.k) if pass_name == "grad_input" else (geo.k, geo.c)
+    _, tiles_w, total_rows, rows = winograd._tiling(
+        geo.oh, geo.ow, geo.n, geo.c + geo.k, tile, np.dtype(f"f{work.itemsize}")
     )
-    workspace = min(transformed, driver("winograd")._CHUNK_BYTES)
+    chunk_tiles = rows * tiles_w
+    blocks = winograd._channel_blocks(
+        k_out, c_in // geo.groups, geo.groups, chunk_tiles, alpha, rows == total_rows, work.itemsize
+    )
+    # In channel blocks forward and grad_input make each block's transformed weights from the 3x3 kernels
+    # and use them while they are in cache; grad_weight's blocks of dU, written by one product and read by
+    # the next, still go through memory (resnet7's F(4x4) grad_weight is the slower tile there).
+    in_cache = len(blocks) > 1 and pass_name != "grad_weight"
+    weights_streamed = 2 * weights * (CACHED_FRACTION if in_cache else 1.0)
+    if pass_name == "grad_weight":  # (c x tiles) @ (tiles x k) per chunk
+        gemm_rows, inner = c_g, chunk_tiles
+    else:
+        gemm_rows, inner = k_out // geo.groups, c_in // geo.groups
+    seconds = (
+        flops / (GEMM_RATE * work.threads * _gemm_efficiency(gemm_rows, inner))
+        + (work.io_bytes + 2 * transformed + weights_streamed) / (STREAM_RATE * work.threads)
+        + CALL_OVERHEAD * geo.groups * len(blocks)
+    )
+    workspace = min(transformed, winograd._CHUNK_BYTES)
     return Estimate(f"winograd F({tile}x{tile},3x3)", "winograd", {"tile": tile}, flops, workspace, seconds)
 
 
