@@ -523,3 +523,29 @@ def test_chunked_batches(pass_name, case, chunking, dtype, monkeypatch):
     cast = [None if a is None else a.astype(dtype) for a in (data.x, data.weight, data.bias, data.grad_output)]
     actual = run_engine(pass_name, *cast, case.options, algorithm)
     assert_close(actual, data.expected[pass_name], dtype, algorithm)
+
+
+@pytest.mark.parametrize("order", ("C", "F"))
+@pytest.mark.parametrize(
+    "w_shape, groups", [((7, 5, 3, 3), 1), ((6, 1, 3, 3), 6), ((8, 3, 5, 2), 4), ((6, 4, 1, 1), 2), ((3, 37, 3, 3), 1)]
+)
+def test_flipped_weight(w_shape, groups, order):
+    """The adjoint's weight, element by element: within each group out and in channels swapped, taps rotated
+    180 degrees (37 input channels: a ragged block of the kernel's channel blocks)."""
+    from numbaconv import runtime
+    from numbaconv.algorithms import flipped_weight
+
+    weight = np.asarray(np.random.default_rng(0).standard_normal(w_shape), order=order)
+    k, cg, kh, kw = w_shape
+    kg = k // groups
+    expected = np.empty((groups * cg, kg, kh, kw))
+    for g in range(groups):
+        for ko in range(kg):
+            for ci in range(cg):
+                for i in range(kh):
+                    for j in range(kw):
+                        expected[g * cg + ci, ko, kh - 1 - i, kw - 1 - j] = weight[g * kg + ko, ci, i, j]
+    with runtime.parallel_section():
+        actual = flipped_weight(weight, groups)
+    assert actual.flags.c_contiguous
+    np.testing.assert_array_equal(actual, expected)

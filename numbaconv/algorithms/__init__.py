@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from ..kernels.layout import adjoint_kernels
+
 
 def flipped_weight(weight: np.ndarray, groups: int) -> np.ndarray:
     """The weight of a convolution's adjoint (its input gradient as a forward convolution of the output
@@ -9,5 +11,6 @@ def flipped_weight(weight: np.ndarray, groups: int) -> np.ndarray:
     each group and the taps rotated 180 degrees."""
     k, cg, kh, kw = weight.shape
     kg = k // groups
-    swapped = weight.reshape(groups, kg, cg, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
-    return np.ascontiguousarray(swapped).reshape(groups * cg, kg, kh, kw)
+    flipped = np.empty((groups, cg, kg, kh * kw), dtype=weight.dtype)
+    adjoint_kernels(np.ascontiguousarray(weight).reshape(groups, kg, cg, kh * kw), flipped)
+    return flipped.reshape(groups * cg, kg, kh, kw)
