@@ -141,7 +141,7 @@ def _winograd(geo: ConvGeometry, work: _Work, pass_name: str, tile: int) -> Esti
     _, tiles_w, total_rows, rows = winograd._tiling(
         geo.oh, geo.ow, geo.n, geo.c + geo.k, tile, np.dtype(f"f{work.itemsize}")
     )
-    chunk_tiles = rows * tiles_w
+    chunk_tiles = max(1, rows * tiles_w)  # an empty batch has no tiles, but the estimate needs a length
     blocks = winograd._channel_blocks(
         k_out, c_in // geo.groups, geo.groups, chunk_tiles, alpha, rows == total_rows, work.itemsize
     )
