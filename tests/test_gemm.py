@@ -78,6 +78,18 @@ def test_views_broadcasts_and_strided_out(dtype):
     check(weights[0], rng.standard_normal((30, 50)).astype(dtype)[:, ::2], np.empty((20, 25), dtype))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [kernels.KC + 3, 2 * kernels.KC])
+def test_packed_slivers_of_every_reduction_block(k, dtype):
+    """b packed whole (a transposed view) and in place with a ragged last sliver, over batch items and
+    reduction blocks, the last one short (KC + 3) or full: every sliver lands in its own slot."""
+    rng = np.random.default_rng(k)
+    a = rng.standard_normal((2, 4 * kernels.MR + 3, k)).astype(dtype)
+    b_t = rng.standard_normal((2, 2 * NR + 5, k)).astype(dtype).transpose(0, 2, 1)
+    check(a, b_t, np.empty((2, 4 * kernels.MR + 3, 2 * NR + 5), dtype))
+    check(a, np.ascontiguousarray(b_t), np.empty((2, 4 * kernels.MR + 3, 2 * NR + 5), dtype))
+
+
 def test_empty_reduction_gives_zeros_and_small_products_are_right(monkeypatch):
     check(np.ones((3, 0), np.float32), np.ones((0, 4), np.float32), np.full((3, 4), np.nan, np.float32))
     monkeypatch.setattr(gemm, "SMALL_FLOPS", 1 << 22)

@@ -198,7 +198,7 @@ def _pack_a_sliver(a, item, row0, rows, col0, cols, scratch, blk):
 
 def packed_b_size(batch: int, k: int, n: int, nr: int, in_place: bool) -> int:
     """Elements of `pack_b`'s output for a (batch, k, n) operand."""
-    return batch * -(-k // KC) * packed_b_slots(n, nr, in_place) * min(KC, k) * nr
+    return batch * k * packed_b_slots(n, nr, in_place) * nr
 
 
 def packed_b_slots(n: int, nr: int, in_place: bool) -> int:
@@ -212,9 +212,9 @@ def pack_b(b, nr, slots, bpack):
     """Copy the slivers of b the product cannot read in place into bpack, zero-padded to nr columns.
 
     b: (batch, k, n). Slot ``(item, block, s)`` (``s < slots``; with one slot per block it holds the last
-    sliver) starts at ``((item * blocks + block) * slots + s) * min(KC, k) * nr`` and holds the (kc, nr)
-    sliver of rows ``block * KC ..`` row-major. Reads run along b's shorter stride (a transposed view of a reduction-
-    contiguous operand would otherwise cost one cache line per value).
+    sliver) holds the (kc, nr) sliver of rows ``block * KC .. + kc`` row-major, kc = min(KC, k - block * KC),
+    at `_slot_offset`: a last block shorter than KC takes only its own rows. Reads run along b's shorter
+    stride (a transposed view of a reduction-contiguous operand would otherwise cost one cache line per value).
     """
     batch, k, n = b.shape
     blocks = (k + KC - 1) // KC
@@ -224,9 +224,9 @@ def pack_b(b, nr, slots, bpack):
         job = np.int64(parallel_job)  # the parfor index may be unsigned: keep the arithmetic in int64
         item, rest = job // (blocks * slots), job % (blocks * slots)
         block, s = rest // slots, rest % slots
-        base = job * min(KC, k) * nr
         row0, col0 = block * KC, (first + s) * nr
         rows, width = min(KC, k - row0), min(nr, n - col0)
+        base = _slot_offset(item, k, row0, rows, s, slots, nr)
         for p in range(rows):
             for j in range(width, nr):
                 bpack[base + p * nr + j] = 0
@@ -242,6 +242,12 @@ def pack_b(b, nr, slots, bpack):
                     bpack[np.uint64(base + p * nr + j)] = b[i0, r0 + np.uint64(p), c0 + np.uint64(j)]
 
 
+@njit(cache=True, inline="always")
+def _slot_offset(item, k, row0, kc, slot, slots, nr):
+    """Where `pack_b` puts sliver ``slot`` of b's rows row0 .. row0 + kc of batch item ``item``."""
+    return (item * k + row0) * slots * nr + slot * kc * nr
+
+
 @njit(cache=True)
 def _panel(a, b, c, item, m0, m1, n0, n1, pc, kc, overwrite, bpack, scratch, blk):
     """c[item, m0:m1, n0:n1] (+)= a[item, m0:m1, pc:pc+kc] @ b[item, pc:pc+kc, n0:n1]: one task's share of
@@ -250,7 +256,6 @@ def _panel(a, b, c, item, m0, m1, n0, n1, pc, kc, overwrite, bpack, scratch, blk
     n = b.shape[2]
     in_place = b.strides[2] == b.itemsize
     slots = (n % nr != 0) if in_place else (n + nr - 1) // nr
-    block_base = (item * ((b.shape[1] + KC - 1) // KC) + pc // KC) * slots
     as0, as1, as2 = a.strides[0] // a.itemsize, a.strides[1] // a.itemsize, a.strides[2] // a.itemsize
     bs0, bs1 = b.strides[0] // b.itemsize, b.strides[1] // b.itemsize
     for ic in range(m0, m1, MC):
@@ -260,8 +265,8 @@ def _panel(a, b, c, item, m0, m1, n0, n1, pc, kc, overwrite, bpack, scratch, blk
         for jr in range(n0, n1, nr):
             cols = min(nr, n - jr)
             direct = in_place and cols == nr  # b's sliver read in place, else its packed copy
-            slot = block_base + (slots - 1 if in_place else jr // nr)
-            b_off = item * bs0 + pc * bs1 + jr if direct else slot * min(KC, b.shape[1]) * nr
+            slot = slots - 1 if in_place else jr // nr
+            b_off = item * bs0 + pc * bs1 + jr if direct else _slot_offset(item, b.shape[1], pc, kc, slot, slots, nr)
             ldb = bs1 if direct else nr
             b_address = b.ctypes.data if direct else bpack.ctypes.data
             for row in range(ic, min(m1, ic + MC), MR):
