@@ -472,6 +472,7 @@ CHUNK_CASES = [
     Case("chunk-3x3-p1-g2", (5, 4, 7, 6), (6, 2, 3, 3), padding=1, groups=2),
     Case("chunk-3x3-p1", (3, 4, 7, 6), (5, 4, 3, 3), padding=1),
     Case("chunk-3x3-p2-d2", (2, 3, 9, 8), (5, 3, 3, 3), padding=2, dilation=2),
+    Case("chunk-3x3-p1-d(2,3)-g2", (3, 4, 9, 10), (6, 2, 3, 3), padding=1, dilation=(2, 3), groups=2),
     Case("chunk-3x3-same-dw-reflect", (3, 3, 6, 9), (3, 1, 3, 3), padding="same", groups=3, padding_mode="reflect"),
     Case("chunk-k2-s2-p1", (5, 3, 8, 7), (4, 3, 2, 2), stride=2, padding=1),
     Case("chunk-k1x1", (3, 4, 5, 6), (5, 4, 1, 1), bias=False),
@@ -485,9 +486,10 @@ CHUNKINGS = {
     "im2col-fused": ("im2col", {"FUSED_MIN_PIXELS": 1}),
     "im2col-fused-rows": ("im2col", {"FUSED_MIN_PIXELS": 1, "BLOCK_BYTES": 1}),
     # Winograd: one tile row per chunk, so chunks cross sample boundaries and grad_weight accumulates; or one
-    # chunk in blocks of one output channel (one group only)
+    # chunk in blocks of one output channel (one group only); or a dilated layer's parts one sample at a time
     "winograd-chunk-1-row": ("winograd", {"_CHUNK_BYTES": 1, "_MIN_CHUNK_TILES": 1}),
     "winograd-channel-blocks": ("winograd", {"_CHUNK_BYTES": 1, "_CHANNEL_STEP_BYTES": 1}),
+    "winograd-phase-slices": ("winograd", {"_PARTS_BYTES": 1}),
 }
 
 

@@ -76,6 +76,9 @@ _WEIGHT_BLOCK = 512
 # register tile's columns (two AVX-512 vectors). grad_weight's products are V @ dM^T with a block's channels
 # along the columns; resnet7's take 1.4x longer in blocks of 48 channels than in blocks of 32 or 64.
 _CHANNEL_STEP_BYTES = 128
+# A dilated layer's polyphase parts are copied out (and back) a slice of the batch at a time, each slice's
+# copies (input and output side together) near this many bytes: bounded workspaces, still a chunk of tiles.
+_PARTS_BYTES = 4 << 20
 
 
 class _Phase(NamedTuple):
@@ -115,6 +118,15 @@ def _phase_groups(geo: ConvGeometry) -> list[tuple[ConvGeometry, list[_Phase]]]:
     for phase in _phases(geo):
         groups.setdefault(phase.geo, []).append(phase)
     return [(sub._replace(n=sub.n * len(parts)), parts) for sub, parts in groups.items()]
+
+
+def _batch_slices(n: int, sub: ConvGeometry, geo: ConvGeometry, parts: int, itemsize: int) -> list[slice]:
+    """The slices of the batch that go through one polyphase group at a time (all of it when undilated)."""
+    if sub == geo:
+        return [slice(0, n)]
+    sample_bytes = parts * itemsize * (sub.c * sub.h * sub.w + sub.k * sub.oh * sub.ow)
+    step = max(1, _PARTS_BYTES // max(1, sample_bytes))
+    return [slice(s0, min(n, s0 + step)) for s0 in range(0, n, step)]
 
 
 def _starts(windows: list[tuple[slice, slice]]) -> np.ndarray:
@@ -165,7 +177,8 @@ def _plan(tile: int, dtype: np.dtype) -> _Plan:
 
 
 def _tiling(oh: int, ow: int, n: int, channels: int, tile: int, dtype: np.dtype) -> tuple[int, int, int, int]:
-    """(tiles_h, tiles_w, total tile rows, tile rows per chunk) for an oh x ow output of n images.
+    """(tiles_h, tiles_w, total tile rows, tile rows per chunk) for an oh x ow output of n images. The chunks
+    come out equal (to a row), at most `_CHUNK_BYTES` or `_MIN_CHUNK_TILES` each: no small last chunk.
 
     ``channels``: input + output channels of the GEMMs, whose transformed buffers make up a chunk's bytes.
     """
@@ -174,8 +187,9 @@ def _tiling(oh: int, ow: int, n: int, channels: int, tile: int, dtype: np.dtype)
     tiles_w = -(-ow // tile)
     total_rows = n * tiles_h
     row_bytes = a * a * tiles_w * channels * np.dtype(dtype).itemsize
-    rows = max(_CHUNK_BYTES // row_bytes, -(-_MIN_CHUNK_TILES // tiles_w), 1)
-    return tiles_h, tiles_w, total_rows, min(rows, total_rows)
+    rows = min(max(_CHUNK_BYTES // row_bytes, -(-_MIN_CHUNK_TILES // tiles_w), 1), max(total_rows, 1))
+    chunks = -(-total_rows // rows)
+    return tiles_h, tiles_w, total_rows, -(-total_rows // chunks) if chunks else rows
 
 
 def _scratch(tile: int, tiles_w: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -268,10 +282,16 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
     b = np.zeros(geo.k, dtype=x.dtype) if bias is None else bias
     for sub, parts in _phase_groups(geo):
         inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
-        part = out if sub == geo else runtime.workspace("winograd.parts_out", (sub.n, geo.k, sub.oh, sub.ow), x.dtype)
-        parts_in = _stack(x, inputs, sub.h, sub.w, "winograd.parts_in")
-        _convolve(parts_in, weight, b, part, sub.pad_h, sub.pad_w, geo.groups, tile)
-        _unstack(part, out, outputs)
+        for batch in _batch_slices(geo.n, sub, geo, len(parts), x.itemsize):
+            stacked = len(parts) * (batch.stop - batch.start)
+            part = (
+                out
+                if sub == geo
+                else runtime.workspace("winograd.parts_out", (stacked, geo.k, sub.oh, sub.ow), x.dtype)
+            )
+            parts_in = _stack(x[batch], inputs, sub.h, sub.w, "winograd.parts_in")
+            _convolve(parts_in, weight, b, part, sub.pad_h, sub.pad_w, geo.groups, tile)
+            _unstack(part, out[batch], outputs)
     return out
 
 
@@ -295,10 +315,14 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry, tile
         if sub.h == 0 or sub.w == 0:
             continue
         inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
-        part = dx if sub == geo else runtime.workspace("winograd.parts_out", (sub.n, geo.c, sub.h, sub.w), dx.dtype)
-        parts_in = _stack(grad_out, outputs, sub.oh, sub.ow, "winograd.parts_in")
-        _convolve(parts_in, flipped, b, part, 2 - sub.pad_h, 2 - sub.pad_w, g, tile)
-        _unstack(part, dx, inputs)
+        for batch in _batch_slices(geo.n, sub, geo, len(parts), dx.itemsize):
+            stacked = len(parts) * (batch.stop - batch.start)
+            part = (
+                dx if sub == geo else runtime.workspace("winograd.parts_out", (stacked, geo.c, sub.h, sub.w), dx.dtype)
+            )
+            parts_in = _stack(grad_out[batch], outputs, sub.oh, sub.ow, "winograd.parts_in")
+            _convolve(parts_in, flipped, b, part, 2 - sub.pad_h, 2 - sub.pad_w, g, tile)
+            _unstack(part, dx[batch], inputs)
     return dx
 
 
@@ -307,11 +331,13 @@ def grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry, tile: in
     the sum over polyphase parts of `_undilated_grad_weight`."""
     total = None
     for sub, parts in _phase_groups(geo):
-        if sub.h and sub.w:
-            inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
-            x_parts = _stack(x, inputs, sub.h, sub.w, "winograd.parts_in")
-            g_parts = _stack(grad_out, outputs, sub.oh, sub.ow, "winograd.parts_out")
-            part = _undilated_grad_weight(x_parts, g_parts, sub, tile)
+        if not (sub.h and sub.w):
+            continue
+        inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
+        for batch in _batch_slices(geo.n, sub, geo, len(parts), x.itemsize):
+            x_parts = _stack(x[batch], inputs, sub.h, sub.w, "winograd.parts_in")
+            g_parts = _stack(grad_out[batch], outputs, sub.oh, sub.ow, "winograd.parts_out")
+            part = _undilated_grad_weight(x_parts, g_parts, sub._replace(n=x_parts.shape[0]), tile)
             total = part if total is None else np.add(total, part, out=total)
     return np.zeros((geo.k, geo.c // geo.groups, 3, 3), dtype=x.dtype) if total is None else total
 
