@@ -551,3 +551,19 @@ def test_flipped_weight(w_shape, groups, order):
         actual = flipped_weight(weight, groups)
     assert actual.flags.c_contiguous
     np.testing.assert_array_equal(actual, expected)
+
+
+def test_undilated_winograd_copies_no_parts(monkeypatch):
+    """An undilated layer is its own single polyphase part: Winograd reads and writes it in place."""
+    from numbaconv.algorithms import winograd
+
+    def no_copy(*args):
+        raise AssertionError("move_phases called on an undilated layer")
+
+    monkeypatch.setattr(winograd, "move_phases", no_copy)
+    rng = np.random.default_rng(0)
+    x, weight = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, 3, 3))
+    grad_output = rng.standard_normal((2, 4, 9, 8))
+    numbaconv.conv2d(x, weight, padding=1, algorithm="winograd")
+    numbaconv.conv2d_grad_input(x.shape, weight, grad_output, padding=1, algorithm="winograd")
+    numbaconv.conv2d_grad_weight(x, weight.shape, grad_output, padding=1, algorithm="winograd")

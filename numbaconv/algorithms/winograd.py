@@ -134,10 +134,13 @@ def _starts(windows: list[tuple[slice, slice]]) -> np.ndarray:
     return np.array([(rows.start, cols.start) for rows, cols in windows], dtype=np.int64).reshape(-1, 2)
 
 
+_WHOLE = [(slice(0, None, 1), slice(0, None, 1))]  # the windows of an undilated layer's one part
+
+
 def _stack(array: np.ndarray, windows: list[tuple[slice, slice]], h: int, w: int, name: str) -> np.ndarray:
     """array[:, :, rows, cols] (h x w each) of every (rows, cols) window, stacked along the batch axis into
     workspace ``name`` (the array itself for one window that takes everything)."""
-    if windows == [(slice(0, None, 1), slice(0, None, 1))]:
+    if windows == _WHOLE:
         return np.ascontiguousarray(array)
     stacked = runtime.workspace(name, (len(windows) * array.shape[0], array.shape[1], h, w), array.dtype)
     rows, cols = windows[0]
@@ -146,8 +149,9 @@ def _stack(array: np.ndarray, windows: list[tuple[slice, slice]], h: int, w: int
 
 
 def _unstack(stacked: np.ndarray, target: np.ndarray, windows: list[tuple[slice, slice]]) -> None:
-    """The inverse of `_stack`: each batch-sized block of ``stacked`` into its window of ``target``."""
-    if stacked is not target:
+    """The inverse of `_stack`: each batch-sized block of ``stacked`` into its window of ``target``. The one
+    window that takes everything (an undilated layer) is written in place: nothing to move."""
+    if windows != _WHOLE:
         rows, cols = windows[0]
         move_phases(target, _starts(windows), rows.step, cols.step, stacked, False)
 
