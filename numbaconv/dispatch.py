@@ -136,28 +136,22 @@ def _winograd(geo: ConvGeometry, work: _Work, pass_name: str, tile: int) -> Esti
     transformed = work.itemsize * alpha * alpha * tiles * (geo.c + geo.k)
     weights = work.itemsize * alpha * alpha * geo.k * c_g
     winograd = driver("winograd")
-    # The GEMMs' output channels: grad_input convolves grad_out with the channel-swapped kernels.
-    k_out, c_in = (geo.c, geo.k) if pass_name == "grad_input" else (geo.k, geo.c)
-    _, tiles_w, total_rows, rows = winograd._tiling(
-        geo.oh, geo.ow, geo.n, geo.c + geo.k, tile, np.dtype(f"f{work.itemsize}")
-    )
-    chunk_tiles = max(1, rows * tiles_w)  # an empty batch has no tiles, but the estimate needs a length
-    blocks = winograd._channel_blocks(
-        k_out, c_in // geo.groups, geo.groups, chunk_tiles, alpha, rows == total_rows, work.itemsize
-    )
+    chunk_tiles, blocks = winograd.product_blocks(geo, pass_name, tile, work.itemsize)
     # In channel blocks forward and grad_input make each block's transformed weights from the 3x3 kernels
     # and use them while they are in cache; grad_weight's blocks of dU, written by one product and read by
     # the next, still go through memory (resnet7's F(4x4) grad_weight is the slower tile there).
-    in_cache = len(blocks) > 1 and pass_name != "grad_weight"
+    in_cache = blocks > 1 and pass_name != "grad_weight"
     weights_streamed = 2 * weights * (CACHED_FRACTION if in_cache else 1.0)
     if pass_name == "grad_weight":  # (c x tiles) @ (tiles x k) per chunk
         gemm_rows, inner = c_g, chunk_tiles
+    elif pass_name == "grad_input":  # products make input channels from output channels
+        gemm_rows, inner = c_g, geo.k // geo.groups
     else:
-        gemm_rows, inner = k_out // geo.groups, c_in // geo.groups
+        gemm_rows, inner = geo.k // geo.groups, c_g
     seconds = (
         flops / (GEMM_RATE * work.threads * _gemm_efficiency(gemm_rows, inner))
         + (work.io_bytes + 2 * transformed + weights_streamed) / (STREAM_RATE * work.threads)
-        + CALL_OVERHEAD * geo.groups * len(blocks)
+        + CALL_OVERHEAD * geo.groups * blocks
     )
     workspace = min(transformed, winograd._CHUNK_BYTES)
     return Estimate(f"winograd F({tile}x{tile},3x3)", "winograd", {"tile": tile}, flops, workspace, seconds)

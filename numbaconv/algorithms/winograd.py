@@ -120,12 +120,15 @@ def _phase_groups(geo: ConvGeometry) -> list[tuple[ConvGeometry, list[_Phase]]]:
     return [(sub._replace(n=sub.n * len(parts)), parts) for sub, parts in groups.items()]
 
 
-def _batch_slices(n: int, sub: ConvGeometry, geo: ConvGeometry, parts: int, itemsize: int) -> list[slice]:
-    """The slices of the batch that go through one polyphase group at a time (all of it when undilated)."""
-    if sub == geo:
+def _batch_slices(windows: list[tuple[slice, slice]], a: np.ndarray, a_hw, b: np.ndarray, b_hw) -> list[slice]:
+    """The slices of the batch that go through one polyphase group at a time, whose windows are a_hw in ``a``
+    and b_hw in ``b`` (both (n, channels, ...)): all of it when the one window takes everything (nothing is
+    copied), else about `_PARTS_BYTES` of copies of both a slice."""
+    n = a.shape[0]
+    if windows == _WHOLE:
         return [slice(0, n)]
-    sample_bytes = parts * itemsize * (sub.c * sub.h * sub.w + sub.k * sub.oh * sub.ow)
-    step = max(1, _PARTS_BYTES // max(1, sample_bytes))
+    window_bytes = a.itemsize * (a.shape[1] * a_hw[0] * a_hw[1] + b.shape[1] * b_hw[0] * b_hw[1])
+    step = max(1, _PARTS_BYTES // max(1, len(windows) * window_bytes))
     return [slice(s0, min(n, s0 + step)) for s0 in range(0, n, step)]
 
 
@@ -180,7 +183,7 @@ def _plan(tile: int, dtype: np.dtype) -> _Plan:
     return _plans[key]
 
 
-def _tiling(oh: int, ow: int, n: int, channels: int, tile: int, dtype: np.dtype) -> tuple[int, int, int, int]:
+def _tiling(oh: int, ow: int, n: int, channels: int, tile: int, itemsize: int) -> tuple[int, int, int, int]:
     """(tiles_h, tiles_w, total tile rows, tile rows per chunk) for an oh x ow output of n images. The chunks
     come out equal (to a row), at most `_CHUNK_BYTES` or `_MIN_CHUNK_TILES` each: no small last chunk.
 
@@ -190,10 +193,10 @@ def _tiling(oh: int, ow: int, n: int, channels: int, tile: int, dtype: np.dtype)
     tiles_h = -(-oh // tile)
     tiles_w = -(-ow // tile)
     total_rows = n * tiles_h
-    row_bytes = a * a * tiles_w * channels * np.dtype(dtype).itemsize
-    rows = min(max(_CHUNK_BYTES // row_bytes, -(-_MIN_CHUNK_TILES // tiles_w), 1), max(total_rows, 1))
-    chunks = -(-total_rows // rows)
-    return tiles_h, tiles_w, total_rows, -(-total_rows // chunks) if chunks else rows
+    row_bytes = a * a * tiles_w * channels * itemsize
+    rows = max(_CHUNK_BYTES // row_bytes, -(-_MIN_CHUNK_TILES // tiles_w), 1)
+    chunks = max(1, -(-total_rows // rows))
+    return tiles_h, tiles_w, total_rows, max(1, -(-total_rows // chunks))
 
 
 def _scratch(tile: int, tiles_w: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -233,6 +236,18 @@ def _channel_blocks(k: int, cg: int, groups: int, tiles: int, a: int, one_chunk:
     return [(k0, min(k, k0 + size)) for k0 in range(0, k, size)]
 
 
+def product_blocks(geo: ConvGeometry, pass_name: str, tile: int, itemsize: int) -> tuple[int, int]:
+    """(tiles per chunk, blocks of output channels) of the products of ``pass_name`` on an undilated ``geo``:
+    what `_tiling` and `_channel_blocks` make of it, for the dispatcher's estimate."""
+    # grad_input convolves grad_out with the channel-swapped kernels: its products make input channels.
+    k_out, c_in = (geo.c, geo.k) if pass_name == "grad_input" else (geo.k, geo.c)
+    _, tiles_w, total_rows, rows = _tiling(geo.oh, geo.ow, geo.n, geo.c + geo.k, tile, itemsize)
+    blocks = _channel_blocks(
+        k_out, c_in // geo.groups, geo.groups, rows * tiles_w, tile + 2, rows == total_rows, itemsize
+    )
+    return rows * tiles_w, len(blocks)
+
+
 def _batched_product(u: np.ndarray, v: np.ndarray, prod: np.ndarray, groups: int) -> None:
     """prod[p, g] = u[p, g] @ v[p, g] for each transformed position p and group g.
 
@@ -260,7 +275,7 @@ def _convolve(x, weight, bias, out, pad_h, pad_w, groups, tile):
     k, oh, ow = out.shape[1:]
     plan = _plan(tile, x.dtype)
     a = tile + 2
-    tiles_h, tiles_w, total_rows, rows = _tiling(oh, ow, n, c + k, tile, x.dtype)
+    tiles_h, tiles_w, total_rows, rows = _tiling(oh, ow, n, c + k, tile, x.itemsize)
     rows_buf, tiles_buf = _scratch(tile, tiles_w, x.dtype)
     blocks = _channel_blocks(k, c // groups, groups, rows * tiles_w, a, rows == total_rows, x.itemsize)
     u = _transform_weight(weight, tile) if len(blocks) == 1 else None
@@ -275,6 +290,17 @@ def _convolve(x, weight, bias, out, pad_h, pad_w, groups, tile):
     return out
 
 
+def _convolve_windows(src, dst, kernels, bias, src_windows, dst_windows, src_hw, dst_hw, pads, groups, tile):
+    """dst's windows (dst_hw each) = the stride-1 convolutions, padded by ``pads``, of src's windows (src_hw
+    each) with ``kernels``: one polyphase group, stacked and convolved a slice of the batch at a time."""
+    for batch in _batch_slices(src_windows, src, src_hw, dst, dst_hw):
+        stacked = (len(src_windows) * (batch.stop - batch.start), dst.shape[1], *dst_hw)
+        part = dst if src_windows == _WHOLE else runtime.workspace("winograd.parts_out", stacked, dst.dtype)
+        parts_in = _stack(src[batch], src_windows, *src_hw, "winograd.parts_in")
+        _convolve(parts_in, kernels, bias, part, *pads, groups, tile)
+        _unstack(part, dst[batch], dst_windows)
+
+
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: ConvGeometry, tile: int = 4):
     """conv2d(x, weight, bias) with 3x3 kernels, stride 1.
 
@@ -286,16 +312,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
     b = np.zeros(geo.k, dtype=x.dtype) if bias is None else bias
     for sub, parts in _phase_groups(geo):
         inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
-        for batch in _batch_slices(geo.n, sub, geo, len(parts), x.itemsize):
-            stacked = len(parts) * (batch.stop - batch.start)
-            part = (
-                out
-                if sub == geo
-                else runtime.workspace("winograd.parts_out", (stacked, geo.k, sub.oh, sub.ow), x.dtype)
-            )
-            parts_in = _stack(x[batch], inputs, sub.h, sub.w, "winograd.parts_in")
-            _convolve(parts_in, weight, b, part, sub.pad_h, sub.pad_w, geo.groups, tile)
-            _unstack(part, out[batch], outputs)
+        pads = (sub.pad_h, sub.pad_w)
+        _convolve_windows(x, out, weight, b, inputs, outputs, (sub.h, sub.w), (sub.oh, sub.ow), pads, geo.groups, tile)
     return out
 
 
@@ -319,14 +337,8 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry, tile
         if sub.h == 0 or sub.w == 0:
             continue
         inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
-        for batch in _batch_slices(geo.n, sub, geo, len(parts), dx.itemsize):
-            stacked = len(parts) * (batch.stop - batch.start)
-            part = (
-                dx if sub == geo else runtime.workspace("winograd.parts_out", (stacked, geo.c, sub.h, sub.w), dx.dtype)
-            )
-            parts_in = _stack(grad_out[batch], outputs, sub.oh, sub.ow, "winograd.parts_in")
-            _convolve(parts_in, flipped, b, part, 2 - sub.pad_h, 2 - sub.pad_w, g, tile)
-            _unstack(part, dx[batch], inputs)
+        pads = (2 - sub.pad_h, 2 - sub.pad_w)
+        _convolve_windows(grad_out, dx, flipped, b, outputs, inputs, (sub.oh, sub.ow), (sub.h, sub.w), pads, g, tile)
     return dx
 
 
@@ -338,7 +350,7 @@ def grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry, tile: in
         if not (sub.h and sub.w):
             continue
         inputs, outputs = [(p.in_rows, p.in_cols) for p in parts], [(p.out_rows, p.out_cols) for p in parts]
-        for batch in _batch_slices(geo.n, sub, geo, len(parts), x.itemsize):
+        for batch in _batch_slices(inputs, x, (sub.h, sub.w), grad_out, (sub.oh, sub.ow)):
             x_parts = _stack(x[batch], inputs, sub.h, sub.w, "winograd.parts_in")
             g_parts = _stack(grad_out[batch], outputs, sub.oh, sub.ow, "winograd.parts_out")
             part = _undilated_grad_weight(x_parts, g_parts, sub._replace(n=x_parts.shape[0]), tile)
@@ -358,7 +370,7 @@ def _undilated_grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometr
         return np.zeros((k, cg, 3, 3), dtype=x.dtype)
     plan = _plan(tile, x.dtype)
     a = tile + 2
-    tiles_h, tiles_w, total_rows, rows = _tiling(geo.oh, geo.ow, geo.n, geo.c + k, tile, x.dtype)
+    tiles_h, tiles_w, total_rows, rows = _tiling(geo.oh, geo.ow, geo.n, geo.c + k, tile, x.itemsize)
     rows_buf, tiles_buf = _scratch(tile, tiles_w, x.dtype)
     blocks = _channel_blocks(k, cg, g, rows * tiles_w, a, rows == total_rows, x.itemsize)
     dw = np.empty((k, cg, 3, 3), dtype=x.dtype)
