@@ -69,8 +69,7 @@ def _candidates(shape: ConvShape) -> list[tuple[str, str, int | None]]:
     return found
 
 
-def _pass_calls(shape: ConvShape, algorithm: str) -> dict[str, Callable[[], object]]:
-    arrays = random_inputs(shape)
+def _pass_calls(shape: ConvShape, arrays: dict, algorithm: str) -> dict[str, Callable[[], object]]:
     x, w, b, g = arrays["x"], arrays["weight"], arrays["bias"], arrays["grad_output"]
     kw = dict(shape.conv_kwargs, algorithm=algorithm)
     return {
@@ -107,7 +106,10 @@ def measure(path: str, names: list[str] | None, threads: int) -> None:
     for shape in SUITE + MODEL_LAYERS:
         if names and shape.name not in names:
             continue
-        candidates = [(label, _pass_calls(shape, algorithm), tile) for label, algorithm, tile in _candidates(shape)]
+        arrays = random_inputs(shape)  # one set for all the candidates
+        candidates = [
+            (label, _pass_calls(shape, arrays, algorithm), tile) for label, algorithm, tile in _candidates(shape)
+        ]
         times: dict[str, dict[str, float]] = {label: {} for label, _, _ in candidates}
         for pass_name in PASSES:
             medians = _interleaved_medians({label: (calls[pass_name], tile) for label, calls, tile in candidates})
