@@ -567,3 +567,25 @@ def test_undilated_winograd_copies_no_parts(monkeypatch):
     numbaconv.conv2d(x, weight, padding=1, algorithm="winograd")
     numbaconv.conv2d_grad_input(x.shape, weight, grad_output, padding=1, algorithm="winograd")
     numbaconv.conv2d_grad_weight(x, weight.shape, grad_output, padding=1, algorithm="winograd")
+
+
+def test_dilated_winograd_copies_parts_a_batch_slice_at_a_time(monkeypatch):
+    """With one sample's copies a slice (_PARTS_BYTES tiny), a dilated layer's stacked parts hold one sample of
+    each pass's windows, not the whole batch: the workspaces stay bounded however large the batch."""
+    from numbaconv import runtime
+    from numbaconv.algorithms import winograd
+
+    monkeypatch.setattr(winograd, "_PARTS_BYTES", 1)
+    rng = np.random.default_rng(0)
+    n, c, k = 6, 3, 4
+    x, weight = rng.standard_normal((n, c, 12, 12)), rng.standard_normal((k, c, 3, 3))
+    grad_output = rng.standard_normal((n, k, 12, 12))
+    runtime.release_workspaces()
+    numbaconv.conv2d(x, weight, padding=2, dilation=2, algorithm="winograd")
+    numbaconv.conv2d_grad_input(x.shape, weight, grad_output, padding=2, dilation=2, algorithm="winograd")
+    numbaconv.conv2d_grad_weight(x, weight.shape, grad_output, padding=2, dilation=2, algorithm="winograd")
+    parts = {
+        name: buffer.size for (name, _), buffer in runtime._workspaces.items() if name.startswith("winograd.parts")
+    }
+    one_sample = 4 * max(c, k) * 6 * 6  # four 6x6 phases of the larger channel count
+    assert parts and max(parts.values()) == one_sample, parts
