@@ -24,13 +24,18 @@ ALGORITHMS = ("direct", "im2col", "winograd")
 PASSES = ("forward", "grad_input", "grad_weight")
 WINOGRAD_TILES = (2, 4)
 
-# The cost model's constants, fitted to every algorithm x pass of the benchmark suite measured on the reference
-# machine (2 cores, AVX-512): least regret of the choices, then least squares on log time. Rates are per
-# thread. Without AVX-512 the products run on numpy's BLAS, fitted at 100 GFLOP/s on the same machine.
+# The cost model's constants, fitted to every algorithm x pass of the benchmark suite and the models' layers
+# measured on the reference machine (2 cores, AVX-512; `benchmarks/calibrate.py`): least regret of the choices,
+# then least squares on log time. Rates are per thread. The direct kernels' constants were refitted on a 2-core
+# Intel Xeon (3 runs: summed regret 2.42 -> 0.26 ms), where their forward reached 45-79% of the old estimate on
+# planes of 256+ pixels and their grad_weight ran 1.3-2.8x faster than their forward: a 3-channel layer's
+# grad_weight is then direct's, its forward im2col's. Without AVX-512 the products run on numpy's BLAS, fitted
+# at 100 GFLOP/s.
 GEMM_RATE = 180e9 if HAS_AVX512 else 100e9  # flop/s of a matrix product with large dimensions
 GEMM_HALF_SIZE = 8.0  # a product dimension of this size halves the GEMM rate
-DIRECT_RATE = 60e9  # flop/s of the direct kernels on large output planes
-DIRECT_HALF_PLANE = 400  # output-plane pixels at which the direct rate halves
+DIRECT_RATE = 30e9  # flop/s of the direct kernels on large output planes
+DIRECT_GRAD_WEIGHT_GAIN = 2.0  # how much faster grad_weight's direct kernel runs than forward's
+DIRECT_HALF_PLANE = 100  # output-plane pixels at which the direct rate halves
 DIRECT_WEIGHT_CACHE = 16e6  # weight bytes per group beyond which the direct kernels slow down
 STREAM_RATE = 12e9  # bytes/s of memory-bound passes
 CALL_OVERHEAD = 20e-6  # seconds per kernel or product launch
@@ -90,13 +95,13 @@ class _Work(NamedTuple):
     threads: int
 
 
-def _direct(geo: ConvGeometry, work: _Work) -> Estimate:
+def _direct(geo: ConvGeometry, work: _Work, pass_name: str) -> Estimate:
     c_g, k_g = geo.c // geo.groups, geo.k // geo.groups
     plane = geo.oh * geo.ow
     weight_bytes = work.itemsize * k_g * c_g * geo.kh * geo.kw
-    rate = (
-        DIRECT_RATE * work.threads * plane / (plane + DIRECT_HALF_PLANE) * min(1.0, DIRECT_WEIGHT_CACHE / weight_bytes)
-    )
+    gain = DIRECT_GRAD_WEIGHT_GAIN if pass_name == "grad_weight" else 1.0
+    plane_share = plane / (plane + DIRECT_HALF_PLANE)
+    rate = DIRECT_RATE * gain * work.threads * plane_share * min(1.0, DIRECT_WEIGHT_CACHE / weight_bytes)
     seconds = max(work.flops / rate, work.io_bytes / (STREAM_RATE * work.threads)) + CALL_OVERHEAD
     # Each thread keeps its group's input planes zero-padded, and one output-plane row buffer per channel.
     padded_plane = (geo.h + 2 * geo.pad_h + geo.stride_h) * (geo.w + 2 * geo.pad_w + geo.stride_w)
@@ -171,7 +176,7 @@ def _estimates(pass_name: str, geo: ConvGeometry, itemsize: int, threads: int) -
         itemsize,
         threads,
     )
-    estimates = [_direct(geo, work), _im2col(geo, work, pass_name)]
+    estimates = [_direct(geo, work, pass_name), _im2col(geo, work, pass_name)]
     if winograd_unsupported(geo) is None:
         estimates += [_winograd(geo, work, pass_name, tile) for tile in WINOGRAD_TILES]
     return estimates
