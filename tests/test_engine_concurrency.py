@@ -235,7 +235,7 @@ _FORK_WHILE_BUSY = textwrap.dedent(
     thread = threading.Thread(target=busy, daemon=True)
     thread.start()
     ctx = multiprocessing.get_context("fork")
-    for trial in range(8):
+    for trial in range(40):  # without the fork hook's wait for idle threads, 4% of these forks hung
         time.sleep(0.02)
         parent_end, child_end = ctx.Pipe(duplex=False)
         process = ctx.Process(target=child, args=(child_end,), daemon=True)
