@@ -106,15 +106,29 @@ def test_other_dtypes_and_layouts_fall_back_to_numpy():
     check(a, b, out)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, k, n", EDGES)
+def test_transposed_b_across_block_edges(m, k, n, dtype):
+    """b as the transpose of a (n, k) matrix, as Winograd's weight gradient passes it: `pack_b` moves whole
+    vector-sized blocks through registers and the ragged rows and columns element by element."""
+    rng = np.random.default_rng(m * 1000 + k + n + 1)
+    a, b_t = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((n, k)).astype(dtype)
+    check(a, b_t.T, np.empty((m, n), dtype))
+    check(a, np.ascontiguousarray(b_t[:, ::-1])[:, ::-1].T, np.empty((m, n), dtype))  # rows read backwards
+
+
 @given(
     m=st.integers(1, 40),
     k=st.integers(1, 300),
     n=st.integers(1, 150),
     batch=st.integers(1, 3),
     accumulate=st.booleans(),
+    transposed_b=st.booleans(),
     dtype=st.sampled_from(DTYPES),
 )
-def test_random_sizes(m, k, n, batch, accumulate, dtype):
+def test_random_sizes(m, k, n, batch, accumulate, transposed_b, dtype):
     rng = np.random.default_rng(m + 7 * k + 13 * n)
-    a, b = rng.standard_normal((batch, m, k)).astype(dtype), rng.standard_normal((batch, k, n)).astype(dtype)
+    a = rng.standard_normal((batch, m, k)).astype(dtype)
+    b = rng.standard_normal((batch, n, k) if transposed_b else (batch, k, n)).astype(dtype)
+    b = b.transpose(0, 2, 1) if transposed_b else b
     check(a, b, rng.standard_normal((batch, m, n)).astype(dtype), accumulate)

@@ -155,6 +155,45 @@ def _micro_kernel(overwrite: bool, vectors: int = 2):
     return kernel
 
 
+def _transpose_codegen(context, builder, signature, args):
+    """LLVM IR of ``dst[d_off + p*d_ld + j] = src[s_off + j*s_ld + p]`` for p, j < lanes: one vector load per
+    column j, then log2(lanes) rounds of two-vector shuffles, each swapping the off-diagonal blocks of every
+    2s x 2s block (s = lanes/2, ..., 1), then one vector store per row p."""
+    src, s_off, s_ld, dst, d_off, d_ld, _ = args
+    ftype, bits = llvm_float(signature.args[-1].dtype)
+    lanes = VECTOR_BYTES * 8 // bits
+    vec = ir.VectorType(ftype, lanes)
+    i64 = ir.IntType(64)
+
+    def vector_at(address, offset, ld, index):
+        element = builder.gep(builder.inttoptr(address, ftype.as_pointer()), [offset])
+        return builder.bitcast(builder.gep(element, [builder.mul(ir.Constant(i64, index), ld)]), vec.as_pointer())
+
+    rows = [builder.load(vector_at(src, s_off, s_ld, j), align=4) for j in range(lanes)]
+    s = lanes // 2
+    while s:
+        top = [lane if not lane & s else lanes + lane - s for lane in range(lanes)]
+        bottom = [lane + s if not lane & s else lanes + lane for lane in range(lanes)]
+        for i in range(lanes):
+            if not i & s:
+                pair = rows[i], rows[i + s]
+                rows[i] = builder.shuffle_vector(*pair, ir.Constant(ir.VectorType(ir.IntType(32), lanes), top))
+                rows[i + s] = builder.shuffle_vector(*pair, ir.Constant(ir.VectorType(ir.IntType(32), lanes), bottom))
+        s //= 2
+    for p in range(lanes):
+        builder.store(rows[p], vector_at(dst, d_off, d_ld, p), align=4)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def _transpose_block(typingctx, src, s_off, s_ld, dst, d_off, d_ld, like):
+    """The intrinsic ``_transpose_block(src, s_off, s_ld, dst, d_off, d_ld, like)``: a lanes x lanes block
+    (one 64-byte vector of ``like``'s float dtype a side) transposed, from columns s_ld elements apart to rows
+    d_ld apart (see the codegen); src and dst are data addresses, offsets and strides in elements."""
+    address, integer = types.uintp, types.int64
+    return types.void(address, integer, integer, address, integer, integer, like), _transpose_codegen
+
+
 _tile_store = _micro_kernel(overwrite=True)
 _tile_add = _micro_kernel(overwrite=False)
 _half_tile_store = _micro_kernel(overwrite=True, vectors=1)  # for a last sliver at most NR / 2 wide
@@ -220,6 +259,8 @@ def pack_b(b, nr, slots, bpack):
     blocks = (k + KC - 1) // KC
     first = (n + nr - 1) // nr - slots
     along_rows = b.strides[1] < b.strides[2]
+    lanes = VECTOR_BYTES // b.itemsize
+    cs = b.strides[2] // b.itemsize
     for parallel_job in prange(batch * blocks * slots):
         job = np.int64(parallel_job)  # the parfor index may be unsigned: keep the arithmetic in int64
         item, rest = job // (blocks * slots), job % (blocks * slots)
@@ -233,8 +274,17 @@ def pack_b(b, nr, slots, bpack):
         # Unsigned indices: Numba then emits no negative-index wraparound in these copy loops.
         i0, r0, c0 = np.uint64(item), np.uint64(row0), np.uint64(col0)
         if along_rows:
+            blocked_rows, blocked_cols = 0, 0
+            if b.strides[1] == b.itemsize:  # columns contiguous: whole vector blocks, transposed in registers
+                blocked_rows, blocked_cols = rows - rows % lanes, width - width % lanes
+                source = item * (b.strides[0] // b.itemsize) + row0 + col0 * cs
+                for p0 in range(0, blocked_rows, lanes):
+                    for j0 in range(0, blocked_cols, lanes):
+                        _transpose_block(
+                            b.ctypes.data, source + p0 + j0 * cs, cs, bpack.ctypes.data, base + p0 * nr + j0, nr, bpack
+                        )
             for j in range(width):
-                for p in range(rows):
+                for p in range(blocked_rows if j < blocked_cols else 0, rows):
                     bpack[np.uint64(base + p * nr + j)] = b[i0, r0 + np.uint64(p), c0 + np.uint64(j)]
         else:
             for p in range(rows):
