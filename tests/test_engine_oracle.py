@@ -589,3 +589,29 @@ def test_dilated_winograd_copies_parts_a_batch_slice_at_a_time(monkeypatch):
     }
     one_sample = 4 * max(c, k) * 6 * 6  # four 6x6 phases of the larger channel count
     assert parts and max(parts.values()) == one_sample, parts
+
+
+def test_fused_forward_zeroes_the_columns_its_last_tile_reads():
+    """im2col's fused forward multiplies whole register tiles, so a block's last tile reads columns past the
+    block's pixels and discards them: they are zeroed, not left holding what the reused buffer held (denormal
+    floats there made the tutorial layer's forward 3x slower)."""
+    from numbaconv import runtime
+    from numbaconv.algorithms import gemm, im2col
+    from numbaconv.geometry import ConvSpec
+
+    if not im2col.FUSED:
+        pytest.skip("the fused path needs AVX-512")
+    rng = np.random.default_rng(0)
+    x, weight = rng.standard_normal((4, 8, 18, 18)).astype(np.float32), rng.standard_normal((8, 8, 3, 3))
+    geo = ConvSpec.from_args(2, 1, 1, 1, "zeros").plan(x.shape, weight.shape).geometry
+    threads = runtime.get_num_threads()
+    block_rows = im2col.fused_block_rows(geo, x.itemsize, threads, "forward")
+    rows, pixels = geo.c * 9, block_rows * geo.ow
+    ldb = -(-pixels // gemm.tile_columns(x.itemsize)) * gemm.tile_columns(x.itemsize)
+    assert block_rows and pixels < ldb  # a partial last tile
+    runtime.release_workspaces()
+    with runtime.parallel_section():
+        runtime.workspace("im2col.cols", (threads * (rows + 1) * ldb,), np.float32)[:] = 1e-40
+    numbaconv.conv2d(x, weight.astype(np.float32), np.zeros(8, np.float32), stride=2, padding=1, algorithm="im2col")
+    cols = runtime._workspaces[("im2col.cols", np.dtype(np.float32))][: threads * (rows + 1) * ldb]
+    assert (cols.reshape(threads, rows + 1, ldb)[:, :rows, pixels:] == 0).all()
