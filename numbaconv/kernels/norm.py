@@ -1,5 +1,6 @@
 """Batch-normalisation kernels on (n, c, l) arrays: channel statistics, the per-channel affine map, and the
-two passes of the training-mode backward (channel sums, then the input gradient).
+two passes of the training-mode backward (channel sums, then the input gradient); and plain channel sums
+(a convolution's bias gradient).
 
 Statistics and sums run one channel per parallel iteration and accumulate in float64 scalars; the
 elementwise passes run one (n, c) row per iteration over contiguous memory. Per-channel arrays (mean,
@@ -32,6 +33,18 @@ def channel_stats(x, mean, var):
                 squares += d * d
         mean[ch] = mu
         var[ch] = squares / count
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def channel_sums(x, sums):
+    """sums[ch] = the sum of x[:, ch, :]. x: (n, c, l); sums: (c,) float64, overwritten."""
+    n, c, length = x.shape
+    for ch in prange(c):
+        total = 0.0
+        for b in range(n):
+            for i in range(length):
+                total += x[b, ch, i]
+        sums[ch] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
