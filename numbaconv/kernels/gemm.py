@@ -1,9 +1,10 @@
 """Batched matrix product ``c[i] (+)= a[i] @ b[i]`` on Numba's threads, with an AVX-512 register-tile kernel.
 
-Why not numpy's BLAS: on the reference machine OpenBLAS is held to its AVX2 kernels (``OPENBLAS_CORETYPE``),
-which reach about 210 GFLOP/s on 2 cores where the cores can do twice that, and its own thread pool spins
-after every call, slowing the Numba kernel that follows. This product reaches the FMA units' peak in its
-inner kernel and runs on the one pool the rest of the engine uses.
+Why not numpy's BLAS: on AMD Zen machines OpenBLAS is held to its AVX2 kernels (``OPENBLAS_CORETYPE``), which
+reach about 210 GFLOP/s on 2 cores where the cores can do twice that; on the 2-core Intel Xeon of the README's
+table it reaches about 300 GFLOP/s on large square products, but this kernel is still 1.1-1.7x faster on
+Winograd's batched products. Everywhere, OpenBLAS's own thread pool spins after every call, slowing the Numba
+kernel that follows; this product runs on the one pool the rest of the engine uses.
 
 Loops (after BLIS, without its packing where the operands allow): for each block of ``KC`` reduction steps
 and ``MC`` rows of a, the micro-kernel multiplies an ``MR``-row sliver of a (broadcast one element at a time,
