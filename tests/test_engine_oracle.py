@@ -615,3 +615,20 @@ def test_fused_forward_zeroes_the_columns_its_last_tile_reads():
     numbaconv.conv2d(x, weight.astype(np.float32), np.zeros(8, np.float32), stride=2, padding=1, algorithm="im2col")
     cols = runtime._workspaces[("im2col.cols", np.dtype(np.float32))][: threads * (rows + 1) * ldb]
     assert (cols.reshape(threads, rows + 1, ldb)[:, :rows, pixels:] == 0).all()
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_kernel_gradient_over_several_blocks_of_kernels(tile):
+    """dW = G^T dU G (`gradient_taps`) against einsum, two groups whose kernels span several blocks of the
+    scratch, block edges falling inside runs of one input channel's kernels (kg = 37 does not divide them)."""
+    from numbaconv import runtime
+    from numbaconv.algorithms import winograd
+
+    kron = winograd._plan(tile, np.float64).kron_g
+    a2, groups, cg, kg = kron.shape[0], 2, 29, 37
+    du_t = np.random.default_rng(tile).standard_normal((a2 * groups, cg, kg))
+    dw = np.empty((groups * kg, cg, 3, 3))
+    with runtime.parallel_section():
+        winograd._kernel_gradient(du_t, groups, kron, dw)
+    expected = np.einsum("pgck,pq->gkcq", du_t.reshape(a2, groups, cg, kg), kron)
+    np.testing.assert_allclose(dw.reshape(groups, kg, cg, 9), expected, rtol=1e-12, atol=1e-12)

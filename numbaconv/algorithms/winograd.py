@@ -28,7 +28,13 @@ import numpy as np
 
 from .. import runtime
 from ..geometry import ConvGeometry
-from ..kernels.winograd import make_output_transform, make_tile_transform, move_phases, transform_weights
+from ..kernels.winograd import (
+    gradient_taps,
+    make_output_transform,
+    make_tile_transform,
+    move_phases,
+    transform_weights,
+)
 from . import flipped_weight
 from .gemm import matmul
 
@@ -398,8 +404,10 @@ def _undilated_grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometr
 
 
 def _kernel_gradient(du_t: np.ndarray, groups: int, kron_g: np.ndarray, dw: np.ndarray) -> None:
-    """dw = G^T dU G of every kernel. du_t: (a*a*groups, cg, kg), dU transposed per group; dw: (groups*kg,
-    cg, 3, 3), C-contiguous."""
+    """dw = G^T dU G of every kernel (`gradient_taps`). du_t: (a*a*groups, cg, kg), dU transposed per group;
+    dw: (groups*kg, cg, 3, 3), C-contiguous. As a matrix product (dU's transposed view by kron_g: 9 columns,
+    a reduction read across rows of dU) it took 5.4 ms of resnet7's 12 ms weight gradient."""
     cg, kg = du_t.shape[1:]
-    du = du_t.reshape(kron_g.shape[0], groups, cg, kg).transpose(1, 3, 2, 0)  # (groups, kg, cg, a*a)
-    matmul(du, kron_g, out=dw.reshape(groups, kg, cg, 9))
+    a2 = kron_g.shape[0]
+    taps = runtime.workspace("winograd.taps", (runtime.get_num_threads(), 9 * _WEIGHT_BLOCK), du_t.dtype)
+    gradient_taps(du_t.reshape(a2, groups, cg * kg), kron_g, dw.reshape(groups, kg, cg, 9), taps)

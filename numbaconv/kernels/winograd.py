@@ -265,3 +265,39 @@ def transform_weights(weight, kron, u, taps_buf):
                         + c7 * taps_buf[t, _U(7 * block + q)]
                         + c8 * taps_buf[t, _U(8 * block + q)]
                     )
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def gradient_taps(du, kron, dw, taps_buf):
+    """``dw[g, ko, ci, q] = sum_p kron[p, q] * du[p, g, ci * kg + ko]``: dW = G^T dU G of every kernel, the
+    adjoint of `transform_weights`.
+
+    du: (a*a, groups, cg * kg), each group's dU transposed (input channel major), C-contiguous; kron: (a*a, 9),
+    kron(G, G); dw: (groups, kg, cg, 9), C-contiguous. taps_buf: (threads, 9 * block) scratch: a block of
+    kernels' 9 taps are summed there over the a*a positions along contiguous runs of du, then written to dw.
+    A work item is a block of one group's kernels.
+    """
+    a2, groups, kernels = du.shape
+    kg = dw.shape[1]
+    threads = taps_buf.shape[0]
+    block = taps_buf.shape[1] // 9
+    blocks = (kernels + block - 1) // block
+    items = groups * blocks
+    for parallel_t in prange(threads):
+        t = np.int64(parallel_t)  # the parfor index may be unsigned: uint64 with int64 arithmetic is float64
+        for item in range(t * items // threads, (t + 1) * items // threads):
+            g, f0 = item // blocks, (item % blocks) * block
+            count = min(block, kernels - f0)
+            for q in range(9):
+                coefficient = kron[0, q]
+                for j in range(count):
+                    taps_buf[t, _U(q * block + j)] = coefficient * du[0, _U(g), _U(f0 + j)]
+                for p in range(1, a2):
+                    coefficient = kron[p, q]
+                    if coefficient != 0:
+                        for j in range(count):
+                            taps_buf[t, _U(q * block + j)] += coefficient * du[_U(p), _U(g), _U(f0 + j)]
+            for j in range(count):
+                ci, ko = (f0 + j) // kg, (f0 + j) % kg
+                for q in range(9):
+                    dw[_U(g), _U(ko), _U(ci), q] = taps_buf[t, _U(q * block + j)]
