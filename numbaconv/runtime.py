@@ -90,6 +90,7 @@ def _reset_lock_in_child() -> None:
 
 
 _TASKS = "/proc/self/task"
+_SEES_THREAD_STATES = os.path.isdir(_TASKS)  # Linux
 _SETTLE_SECONDS = 0.05  # the longest a fork waits for the other threads to go idle
 
 
@@ -114,7 +115,7 @@ def _before_fork() -> None:
     first parallel region then hangs (8 hangs in 200 forks of a process whose other thread calls the engine
     in a loop; none in 400 with this wait)."""
     _lock.acquire()
-    if os.path.isdir(_TASKS):
+    if _SEES_THREAD_STATES:
         deadline = time.monotonic() + _SETTLE_SECONDS
         while _running_threads() and time.monotonic() < deadline:
             time.sleep(0.0002)

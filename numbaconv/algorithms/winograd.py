@@ -218,13 +218,17 @@ def _scratch(tile: int, tiles_w: int, dtype: np.dtype) -> tuple[np.ndarray, np.n
     return rows_buf, tiles_buf
 
 
+def _taps_scratch(dtype: np.dtype) -> np.ndarray:
+    """The per-thread scratch of `transform_weights` and `gradient_taps`: 9 taps of `_WEIGHT_BLOCK` kernels."""
+    return runtime.workspace("winograd.taps", (runtime.get_num_threads(), 9 * _WEIGHT_BLOCK), dtype)
+
+
 def _transform_weight(weight: np.ndarray, tile: int) -> np.ndarray:
     """U = G g G^T of every (k, c/groups) kernel: weight (k, cg, 3, 3) -> workspace (a*a, k, cg)."""
     k, cg = weight.shape[:2]
     kron_g = _plan(tile, weight.dtype).kron_g
     u = runtime.workspace("winograd.U", (kron_g.shape[0], k * cg), weight.dtype)
-    taps = runtime.workspace("winograd.taps", (runtime.get_num_threads(), 9 * _WEIGHT_BLOCK), weight.dtype)
-    transform_weights(np.ascontiguousarray(weight).reshape(k * cg, 9), kron_g, u, taps)
+    transform_weights(np.ascontiguousarray(weight).reshape(k * cg, 9), kron_g, u, _taps_scratch(weight.dtype))
     return u.reshape(kron_g.shape[0], k, cg)
 
 
@@ -409,5 +413,4 @@ def _kernel_gradient(du_t: np.ndarray, groups: int, kron_g: np.ndarray, dw: np.n
     a reduction read across rows of dU) it took 5.4 ms of resnet7's 12 ms weight gradient."""
     cg, kg = du_t.shape[1:]
     a2 = kron_g.shape[0]
-    taps = runtime.workspace("winograd.taps", (runtime.get_num_threads(), 9 * _WEIGHT_BLOCK), du_t.dtype)
-    gradient_taps(du_t.reshape(a2, groups, cg * kg), kron_g, dw.reshape(groups, kg, cg, 9), taps)
+    gradient_taps(du_t.reshape(a2, groups, cg * kg), kron_g, dw.reshape(groups, kg, cg, 9), _taps_scratch(du_t.dtype))

@@ -73,6 +73,13 @@ def llvm_float(numba_type) -> tuple[ir.Type, int]:
     return (ir.FloatType(), 32) if numba_type == types.float32 else (ir.DoubleType(), 64)
 
 
+def element_pointer(builder, address, offset, ftype: ir.Type, as_type: ir.Type | None = None):
+    """LLVM IR: a pointer to element ``offset`` (of type ftype) from the data address ``address``, cast to a
+    pointer to ``as_type`` (a vector type, say) when given."""
+    element = builder.gep(builder.inttoptr(address, ftype.as_pointer()), [offset])
+    return element if as_type is None else builder.bitcast(element, as_type.as_pointer())
+
+
 def _micro_kernel_codegen(overwrite: bool, vectors: int):
     """LLVM IR of ``c[c_off + i*ldc + j] (+)= sum_p a[a_off + i*lda + p*a_step] * b[b_off + p*ldb + j]``
     over the MR x (vectors * lanes) tile (i < MR), p < kc; a, b, c are data addresses."""
@@ -87,10 +94,9 @@ def _micro_kernel_codegen(overwrite: bool, vectors: int):
             builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{width}f{bits}"
         )
 
-        def data(address, offset):
-            return builder.gep(builder.inttoptr(address, ftype.as_pointer()), [offset])
-
-        a_base, b_base, c_base = data(a, a_off), data(b, b_off), data(c, c_off)
+        a_base, b_base, c_base = (
+            element_pointer(builder, x, off, ftype) for x, off in ((a, a_off), (b, b_off), (c, c_off))
+        )
         a_rows = [builder.gep(a_base, [builder.mul(ir.Constant(i64, i), lda)]) for i in range(MR)]
         undef = ir.Constant(vec, ir.Undefined)
         broadcast = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
@@ -167,19 +173,22 @@ def _transpose_codegen(context, builder, signature, args):
     i64 = ir.IntType(64)
 
     def vector_at(address, offset, ld, index):
-        element = builder.gep(builder.inttoptr(address, ftype.as_pointer()), [offset])
-        return builder.bitcast(builder.gep(element, [builder.mul(ir.Constant(i64, index), ld)]), vec.as_pointer())
+        return element_pointer(
+            builder, address, builder.add(offset, builder.mul(ir.Constant(i64, index), ld)), ftype, vec
+        )
+
+    def mask(lanes_taken):
+        return ir.Constant(ir.VectorType(ir.IntType(32), lanes), lanes_taken)
 
     rows = [builder.load(vector_at(src, s_off, s_ld, j), align=4) for j in range(lanes)]
     s = lanes // 2
     while s:
-        top = [lane if not lane & s else lanes + lane - s for lane in range(lanes)]
-        bottom = [lane + s if not lane & s else lanes + lane for lane in range(lanes)]
+        top = mask([lane if not lane & s else lanes + lane - s for lane in range(lanes)])
+        bottom = mask([lane + s if not lane & s else lanes + lane for lane in range(lanes)])
         for i in range(lanes):
             if not i & s:
                 pair = rows[i], rows[i + s]
-                rows[i] = builder.shuffle_vector(*pair, ir.Constant(ir.VectorType(ir.IntType(32), lanes), top))
-                rows[i + s] = builder.shuffle_vector(*pair, ir.Constant(ir.VectorType(ir.IntType(32), lanes), bottom))
+                rows[i], rows[i + s] = builder.shuffle_vector(*pair, top), builder.shuffle_vector(*pair, bottom)
         s //= 2
     for p in range(lanes):
         builder.store(rows[p], vector_at(dst, d_off, d_ld, p), align=4)

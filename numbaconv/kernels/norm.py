@@ -12,6 +12,16 @@ from numba import njit, prange
 from . import FASTMATH
 
 
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def _channel_total(x, ch):
+    """The sum of x[:, ch, :], in float64."""
+    total = 0.0
+    for b in range(x.shape[0]):
+        for i in range(x.shape[2]):
+            total += x[b, ch, i]
+    return total
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def channel_stats(x, mean, var):
     """Per-channel mean and biased variance of x over the batch and spatial axes (two passes, for accuracy).
@@ -21,11 +31,7 @@ def channel_stats(x, mean, var):
     n, c, length = x.shape
     count = n * length
     for ch in prange(c):
-        total = 0.0
-        for b in range(n):
-            for i in range(length):
-                total += x[b, ch, i]
-        mu = total / count
+        mu = _channel_total(x, ch) / count
         squares = 0.0
         for b in range(n):
             for i in range(length):
@@ -38,13 +44,8 @@ def channel_stats(x, mean, var):
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def channel_sums(x, sums):
     """sums[ch] = the sum of x[:, ch, :]. x: (n, c, l); sums: (c,) float64, overwritten."""
-    n, c, length = x.shape
-    for ch in prange(c):
-        total = 0.0
-        for b in range(n):
-            for i in range(length):
-                total += x[b, ch, i]
-        sums[ch] = total
+    for ch in prange(x.shape[1]):
+        sums[ch] = _channel_total(x, ch)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)

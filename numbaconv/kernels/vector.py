@@ -10,7 +10,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from numbaconv.kernels.gemm import VECTOR_BYTES, llvm_float
+from numbaconv.kernels.gemm import VECTOR_BYTES, element_pointer, llvm_float
 
 
 def _mover(vector: bool):
@@ -27,12 +27,8 @@ def _mover(vector: bool):
             ftype, bits = llvm_float(sig.args[-1].dtype)
             unit = ir.VectorType(ftype, VECTOR_BYTES * 8 // bits) if vector else ftype
 
-            def pointer(address, offset):
-                element = builder.gep(builder.inttoptr(address, ftype.as_pointer()), [offset])
-                return builder.bitcast(element, unit.as_pointer())
-
-            value = builder.load(pointer(src_address, src_offset), align=4)
-            builder.store(value, pointer(dst_address, dst_offset), align=4)
+            value = builder.load(element_pointer(builder, src_address, src_offset, ftype, unit), align=4)
+            builder.store(value, element_pointer(builder, dst_address, dst_offset, ftype, unit), align=4)
             return context.get_dummy_value()
 
         return signature, codegen
