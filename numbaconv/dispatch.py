@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .algorithms.gemm import HAS_AVX512, tile_columns
+from .algorithms.gemm import HAS_REGISTER_TILE, tile_columns
 from .geometry import ConvGeometry, ConvSpec, IntPair, Padding, check_dtype, check_input_shape, check_shape
 from .runtime import get_num_threads
 
@@ -31,7 +31,7 @@ WINOGRAD_TILES = (2, 4)
 # planes of 256+ pixels and their grad_weight ran 1.3-2.8x faster than their forward: a 3-channel layer's
 # grad_weight is then direct's, its forward im2col's. Without AVX-512 the products run on numpy's BLAS, fitted
 # at 100 GFLOP/s.
-GEMM_RATE = 180e9 if HAS_AVX512 else 100e9  # flop/s of a matrix product with large dimensions
+GEMM_RATE = 180e9 if HAS_REGISTER_TILE else 100e9  # flop/s of a matrix product with large dimensions
 GEMM_HALF_SIZE = 8.0  # a product dimension of this size halves the GEMM rate
 DIRECT_RATE = 30e9  # flop/s of the direct kernels on large output planes
 DIRECT_GRAD_WEIGHT_GAIN = 2.0  # how much faster grad_weight's direct kernel runs than forward's

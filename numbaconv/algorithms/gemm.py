@@ -1,21 +1,22 @@
-"""``matmul(a, b, out)``: the engine's matrix products, on `numbaconv.kernels.gemm` where the CPU has AVX-512.
+"""``matmul(a, b, out)``: the engine's matrix products, on `numbaconv.kernels.gemm` where the CPU has AVX-512 or
+AVX2 with FMA.
 
 Takes numpy's matmul operands (2-D, or stacks of matrices whose leading dimensions broadcast to ``out``'s)
 and writes ``out = a @ b``, or adds to it with ``accumulate=True``. The Numba kernel serves float32/float64
 outputs with unit stride along their last axis, except small products (`SMALL_FLOPS`); anything else, and
-CPUs without AVX-512 (where its 512-bit register tile would spill), goes to numpy's BLAS.
+CPUs with neither (no vector FMA for its register tile), goes to numpy's BLAS.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import binding
 
 from .. import runtime
+from ..kernels import VECTOR_BYTES
 
-HAS_AVX512 = bool(binding.get_host_cpu_features().get("avx512f", False))
-"""Whether the Numba kernel serves products here (its register tile is 2 * MR AVX-512 vectors); without it
-`numbaconv.kernels.gemm` is never imported, so never compiled."""
+HAS_REGISTER_TILE = VECTOR_BYTES > 0
+"""Whether the Numba kernel serves products here (its register tile is 2 * MR AVX-512 or AVX2 vectors);
+without it `numbaconv.kernels.gemm` is never imported, so never compiled."""
 
 SMALL_FLOPS = 1 << 22
 """Products below this many flops whose every matrix is below OpenBLAS's multithreading threshold
@@ -57,7 +58,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
     m, n = out.shape[-2:]
     k = a.shape[-1]
     small = 2 * out.size * k < SMALL_FLOPS and m * n * k < BLAS_SINGLE_THREAD_MNK
-    served = HAS_AVX512 and out.dtype in (np.float32, np.float64) and k > 0 and not small
+    served = HAS_REGISTER_TILE and out.dtype in (np.float32, np.float64) and k > 0 and not small
     out3 = _batch_view(out, m, n) if served else None
     if out3 is None or out.strides[-1] != out.itemsize:
         if accumulate:
@@ -65,7 +66,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
         else:
             np.matmul(a, b, out=out)
         return out
-    from ..kernels import gemm as kernels  # imported here: never without AVX-512
+    from ..kernels import gemm as kernels  # imported here: never without a register tile
 
     batch_shape = out.shape[:-2]
     a3 = _batch_view(np.broadcast_to(a, (*batch_shape, m, k)), m, k)
@@ -89,8 +90,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
 
 def tile_scratch(dtype: np.dtype) -> tuple[np.ndarray, int]:
     """The micro-kernel's per-thread scratch, (threads, MR * (KC + NR)), and NR, the register tile's columns
-    in ``dtype``: every kernel that multiplies tiles (`matmul`, `numbaconv.kernels.lowered`) takes it. AVX-512
-    only; call inside `runtime.parallel_section`."""
+    in ``dtype``: every kernel that multiplies tiles (`matmul`, `numbaconv.kernels.lowered`) takes it. With
+    `HAS_REGISTER_TILE` only; call inside `runtime.parallel_section`."""
     from ..kernels import gemm as kernels
 
     nr = tile_columns(np.dtype(dtype).itemsize)
@@ -98,8 +99,6 @@ def tile_scratch(dtype: np.dtype) -> tuple[np.ndarray, int]:
 
 
 def tile_columns(itemsize: int) -> int:
-    """NR, the register tile's columns (two vector registers) for elements of ``itemsize`` bytes. AVX-512
-    only."""
-    from ..kernels import gemm as kernels
-
-    return 2 * kernels.VECTOR_BYTES // itemsize
+    """NR, the register tile's columns (two vector registers) for elements of ``itemsize`` bytes. With
+    `HAS_REGISTER_TILE` only."""
+    return 2 * VECTOR_BYTES // itemsize

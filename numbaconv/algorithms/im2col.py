@@ -1,10 +1,11 @@
 """im2col driver: lower the input to a column matrix and multiply, either fused block by block on each
 thread (`kernels.lowered`) or materialised chunk by chunk (`kernels.im2col` plus `numbaconv.algorithms.gemm`).
 
-With AVX-512 (`FUSED`) each thread lowers a block of output rows into an L2-sized buffer and multiplies it
-there with the GEMM's register tile, so the column matrix never goes through memory (on cifar_c1, 3 input
-channels, the materialised forward spent more time moving the matrix than multiplying it). `fused_block_rows`
-picks the block or, for blocks too narrow for the register tile, the materialised path described below.
+Where the GEMM has its register tile (`FUSED`: AVX-512 or AVX2) each thread lowers a block of output rows into
+an L2-sized buffer and multiplies it there with that tile, so the column matrix never goes through memory (on
+cifar_c1, 3 input channels, the materialised forward spent more time moving the matrix than multiplying it).
+`fused_block_rows` picks the block or, for blocks too narrow for the register tile, the materialised path
+described below.
 
 Per group ``g`` (``kg = k // groups`` output channels, ``rows = c // groups * kh * kw``):
 
@@ -38,7 +39,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from numbaconv.algorithms.gemm import HAS_AVX512, matmul, tile_columns, tile_scratch
+from numbaconv.algorithms.gemm import HAS_REGISTER_TILE, matmul, tile_columns, tile_scratch
 from numbaconv.geometry import ConvGeometry
 from numbaconv.kernels import im2col as kernels
 from numbaconv.runtime import get_num_threads, workspace
@@ -58,9 +59,9 @@ threads do not all get a core at once (tutorial shape, forward + grad_input on a
 1.4x to 9x faster as 3 products than as 40)."""
 
 
-FUSED = HAS_AVX512
+FUSED = HAS_REGISTER_TILE
 """Whether forward lowers and multiplies block by block on each thread (`numbaconv.kernels.lowered`, built on
-the GEMM's AVX-512 register tile) instead of materialising the column matrix of a whole chunk."""
+the GEMM's register tile) instead of materialising the column matrix of a whole chunk."""
 
 BLOCK_BYTES = 512 << 10
 """Column-buffer bytes per thread in the fused path: a block of output rows whose columns stay in L2 (1 MB
@@ -164,10 +165,10 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 def fused_forward(x, weight, bias, geo: ConvGeometry, block_rows: int, out: np.ndarray) -> np.ndarray:
-    """`forward` into ``out`` (n, k, oh, ow) through `numbaconv.kernels.lowered` (AVX-512 only), in blocks of
+    """`forward` into ``out`` (n, k, oh, ow) through `numbaconv.kernels.lowered` (`FUSED` only), in blocks of
     ``block_rows`` output rows: the weight matrix padded to whole register-tile rows, the bias as an extra
     column. Returns out."""
-    from numbaconv.kernels import gemm, lowered  # imported here: never without AVX-512
+    from numbaconv.kernels import gemm, lowered  # imported here: never without a register tile
 
     groups, kg = geo.groups, geo.k // geo.groups
     rows = geo.c // groups * geo.kh * geo.kw
@@ -200,7 +201,7 @@ def _phase_planes(geo: ConvGeometry, threads: int, dtype: np.dtype) -> tuple[np.
 
 
 def fused_grad_input(grad_out, weight, geo: ConvGeometry, block_rows: int, dx: np.ndarray) -> np.ndarray:
-    """`grad_input` into ``dx`` (n, c, h, w) through `numbaconv.kernels.lowered` (AVX-512 only): each group's
+    """`grad_input` into ``dx`` (n, c, h, w) through `numbaconv.kernels.lowered` (`FUSED` only): each group's
     transposed weight matrix padded to whole register-tile rows, blocks of ``block_rows`` output rows.
     Returns dx."""
     from numbaconv.kernels import gemm, lowered
@@ -220,7 +221,7 @@ def fused_grad_input(grad_out, weight, geo: ConvGeometry, block_rows: int, dx: n
 
 
 def fused_grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry, block_rows: int) -> np.ndarray:
-    """`grad_weight` through `numbaconv.kernels.lowered` (AVX-512 only): per-thread sums of dW, added and
+    """`grad_weight` through `numbaconv.kernels.lowered` (`FUSED` only): per-thread sums of dW, added and
     cropped here. Returns a new (k, c // groups, kh, kw) array."""
     from numbaconv.kernels import gemm, lowered
 

@@ -1,4 +1,4 @@
-"""Batched matrix product ``c[i] (+)= a[i] @ b[i]`` on Numba's threads, with an AVX-512 register-tile kernel.
+"""Batched matrix product ``c[i] (+)= a[i] @ b[i]`` on Numba's threads, with an AVX-512 or AVX2 register-tile kernel.
 
 Why not numpy's BLAS: on AMD Zen machines OpenBLAS is held to its AVX2 kernels (``OPENBLAS_CORETYPE``), which
 reach about 210 GFLOP/s on 2 cores where the cores can do twice that; on the 2-core Intel Xeon of the README's
@@ -28,8 +28,12 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-MR = 8  # rows of the register tile (channel counts are mostly multiples of 8)
-VECTOR_BYTES = 64  # one AVX-512 register
+from . import VECTOR_BYTES
+
+# Rows of the register tile, whose MR x 2 vectors of c stay in registers with b's two vectors and a's
+# broadcast: 16 of AVX-512's 32 registers (channel counts are mostly multiples of 8), 12 of AVX2's 16
+# (8 rows would need 19 and spill).
+MR = 8 if VECTOR_BYTES == 64 else 6
 KC = 256  # reduction steps per packed panel: an a-sliver and a b-sliver stay in L1
 MC = 96  # rows of a per block: the block's slivers stay in L2 while every b sliver passes
 
