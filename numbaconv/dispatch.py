@@ -16,8 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .algorithms.gemm import HAS_REGISTER_TILE, tile_columns
+from .algorithms.gemm import tile_columns
 from .geometry import ConvGeometry, ConvSpec, IntPair, Padding, check_dtype, check_input_shape, check_shape
+from .kernels import VECTOR_BYTES
 from .runtime import get_num_threads
 
 ALGORITHMS = ("direct", "im2col", "winograd")
@@ -29,9 +30,10 @@ WINOGRAD_TILES = (2, 4)
 # then least squares on log time. Rates are per thread. The direct kernels' constants were refitted on a 2-core
 # Intel Xeon (3 runs: summed regret 2.42 -> 0.26 ms), where their forward reached 45-79% of the old estimate on
 # planes of 256+ pixels and their grad_weight ran 1.3-2.8x faster than their forward: a 3-channel layer's
-# grad_weight is then direct's, its forward im2col's. Without AVX-512 the products run on numpy's BLAS, fitted
-# at 100 GFLOP/s.
-GEMM_RATE = 180e9 if HAS_REGISTER_TILE else 100e9  # flop/s of a matrix product with large dimensions
+# grad_weight is then direct's, its forward im2col's. With AVX2's half-width register tile (a 2-core Zen 3,
+# 2 runs: summed regret 2.44 -> 0.06 ms), and without a register tile (numpy's BLAS), the GEMM rate is 100
+# GFLOP/s.
+GEMM_RATE = 180e9 if VECTOR_BYTES == 64 else 100e9  # flop/s of a matrix product with large dimensions
 GEMM_HALF_SIZE = 8.0  # a product dimension of this size halves the GEMM rate
 DIRECT_RATE = 30e9  # flop/s of the direct kernels on large output planes
 DIRECT_GRAD_WEIGHT_GAIN = 2.0  # how much faster grad_weight's direct kernel runs than forward's

@@ -482,7 +482,8 @@ CHUNKINGS = {
     "im2col-chunk-1": ("im2col", {"CHUNK_BYTES": "one sample", "FUSED": False}),
     "im2col-chunk-2": ("im2col", {"CHUNK_BYTES": "two samples", "FUSED": False}),
     "im2col-per-sample": ("im2col", {"PER_SAMPLE_MIN_PIXELS": 1, "CHUNK_BYTES": "two samples", "FUSED": False}),
-    # im2col fused with its product (AVX-512 only): whole samples per block, then one output row per block
+    # im2col fused with its product (where the GEMM has its register tile): whole samples per block, then one
+    # output row per block
     "im2col-fused": ("im2col", {"FUSED_MIN_PIXELS": 1}),
     "im2col-fused-rows": ("im2col", {"FUSED_MIN_PIXELS": 1, "BLOCK_BYTES": 1}),
     # Winograd: one tile row per chunk, so chunks cross sample boundaries and grad_weight accumulates; or one
@@ -600,7 +601,7 @@ def test_fused_forward_zeroes_the_columns_its_last_tile_reads():
     from numbaconv.geometry import ConvSpec
 
     if not im2col.FUSED:
-        pytest.skip("the fused path needs AVX-512")
+        pytest.skip("the fused path needs the GEMM's register tile (AVX-512 or AVX2 with FMA)")
     rng = np.random.default_rng(0)
     x, weight = rng.standard_normal((4, 8, 18, 18)).astype(np.float32), rng.standard_normal((8, 8, 3, 3))
     geo = ConvSpec.from_args(2, 1, 1, 1, "zeros").plan(x.shape, weight.shape).geometry

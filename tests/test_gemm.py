@@ -106,6 +106,16 @@ def test_other_dtypes_and_layouts_fall_back_to_numpy():
     check(a, b, out)
 
 
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_cpu_without_register_tile_uses_numpy(monkeypatch, accumulate):
+    """Without AVX-512 or AVX2 (`HAS_REGISTER_TILE` false) every product, accumulating ones too, is numpy's."""
+    monkeypatch.setattr(gemm, "HAS_REGISTER_TILE", False)
+    monkeypatch.setattr(kernels, "batched_matmul", None)  # calling the kernel would fail
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((3, 40, 70)).astype(np.float32), rng.standard_normal((3, 70, 50)).astype(np.float32)
+    check(a, b, rng.standard_normal((3, 40, 50)).astype(np.float32), accumulate)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m, k, n", EDGES)
 def test_transposed_b_across_block_edges(m, k, n, dtype):
