@@ -38,6 +38,12 @@ def _batch_view(array: np.ndarray, rows: int, cols: int) -> np.ndarray | None:
     return view
 
 
+def _broadcast(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``np.broadcast_to(array, shape)``, or the array itself when it has that shape already (the usual case:
+    np.broadcast_to costs about 7 us, and a training step makes hundreds of products)."""
+    return array if array.shape == shape else np.broadcast_to(array, shape)
+
+
 def _task_shape(batch: int, m: int, n: int, nr: int, threads: int, mr: int, mc: int) -> tuple[int, int]:
     """(rows, columns) of c per task, aiming at TASKS_PER_THREAD tasks per thread: columns are split first
     (down to MIN_TASK_COLS), then rows (down to mc, in multiples of mr), since a row split makes tasks copy
@@ -69,8 +75,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
     from ..kernels import gemm as kernels  # imported here: never without a register tile
 
     batch_shape = out.shape[:-2]
-    a3 = _batch_view(np.broadcast_to(a, (*batch_shape, m, k)), m, k)
-    b3 = _batch_view(np.broadcast_to(b, (*batch_shape, k, n)), k, n)
+    a3 = _batch_view(_broadcast(a, (*batch_shape, m, k)), m, k)
+    b3 = _batch_view(_broadcast(b, (*batch_shape, k, n)), k, n)
     if a3 is None or b3 is None:  # leading axes that do not merge (a broadcast weight over groups > 1)
         a_b, b_b = np.broadcast_to(a, (*batch_shape, m, k)), np.broadcast_to(b, (*batch_shape, k, n))
         for i in range(out.shape[0]):
