@@ -16,7 +16,7 @@ from ..kernels import VECTOR_BYTES
 
 HAS_REGISTER_TILE = VECTOR_BYTES > 0
 """Whether the Numba kernel serves products here (its register tile is 2 * MR AVX-512 or AVX2 vectors);
-without it `numbaconv.kernels.gemm` is never imported, so never compiled."""
+without it the kernels of `numbaconv.kernels.gemm` are never compiled."""
 
 SMALL_FLOPS = 1 << 22
 """Products below this many flops whose every matrix is below OpenBLAS's multithreading threshold
@@ -75,12 +75,11 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
     from ..kernels import gemm as kernels  # imported here: never without a register tile
 
     batch_shape = out.shape[:-2]
-    a3 = _batch_view(_broadcast(a, (*batch_shape, m, k)), m, k)
-    b3 = _batch_view(_broadcast(b, (*batch_shape, k, n)), k, n)
+    a_full, b_full = _broadcast(a, (*batch_shape, m, k)), _broadcast(b, (*batch_shape, k, n))
+    a3, b3 = _batch_view(a_full, m, k), _batch_view(b_full, k, n)
     if a3 is None or b3 is None:  # leading axes that do not merge (a broadcast weight over groups > 1)
-        a_b, b_b = np.broadcast_to(a, (*batch_shape, m, k)), np.broadcast_to(b, (*batch_shape, k, n))
         for i in range(out.shape[0]):
-            matmul(a_b[i], b_b[i], out[i], accumulate)
+            matmul(a_full[i], b_full[i], out[i], accumulate)
         return out
     scratch, nr = tile_scratch(out.dtype)
     threads = scratch.shape[0]

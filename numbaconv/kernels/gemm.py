@@ -1,11 +1,12 @@
 """Batched matrix product ``c[i] (+)= a[i] @ b[i]`` on Numba's threads, with an AVX-512 or AVX2 register-tile kernel.
 
-Why not numpy's BLAS: on AMD Zen machines OpenBLAS is held to its AVX2 kernels (``OPENBLAS_CORETYPE``), which
-reach about 210 GFLOP/s on 2 cores where the cores can do twice that; on the 2-core Intel Xeon of the README's
-table it reaches about 300 GFLOP/s on large square products, but this kernel is still 1.1-1.7x faster on
-Winograd's batched products. On a 2-core Zen 3 (AVX2 only) the 6 x 16 AVX2 tile is about level with OpenBLAS.
-Everywhere, OpenBLAS's own thread pool spins after every call, slowing the Numba kernel that follows; this
-product runs on the one pool the rest of the engine uses.
+Why not numpy's BLAS: on AMD Zen 4 and 5 OpenBLAS is held to its AVX2 kernels (``OPENBLAS_CORETYPE``), which
+reach about 210 GFLOP/s on 2 cores where the cores can do twice that; on a 2-core Intel Xeon (AVX-512) it
+reaches about 300 GFLOP/s on large square products, but this kernel is still 1.1-1.7x faster on
+Winograd's batched products. On a 2-core Zen 3 (AVX2 only) the 6 x 16 AVX2 tile reached 0.73-0.92x OpenBLAS's
+speed on five of the benchmark's products and 1.25x on the sixth (one run), and it keeps the product on the
+engine's one thread pool. Everywhere, OpenBLAS's own thread pool spins after every call, slowing the Numba
+kernel that follows; this product runs on the one pool the rest of the engine uses.
 
 Loops (after BLIS, without its packing where the operands allow): for each block of ``KC`` reduction steps
 and ``MC`` rows of a, the micro-kernel multiplies an ``MR``-row sliver of a (broadcast one element at a time,
@@ -203,7 +204,7 @@ def _transpose_codegen(context, builder, signature, args):
 @intrinsic
 def _transpose_block(typingctx, src, s_off, s_ld, dst, d_off, d_ld, like):
     """The intrinsic ``_transpose_block(src, s_off, s_ld, dst, d_off, d_ld, like)``: a lanes x lanes block
-    (one 64-byte vector of ``like``'s float dtype a side) transposed, from columns s_ld elements apart to rows
+    (one vector register of ``like``'s float dtype a side) transposed, from columns s_ld elements apart to rows
     d_ld apart (see the codegen); src and dst are data addresses, offsets and strides in elements."""
     address, integer = types.uintp, types.int64
     return types.void(address, integer, integer, address, integer, integer, like), _transpose_codegen
