@@ -483,9 +483,10 @@ CHUNKINGS = {
     "im2col-chunk-2": ("im2col", {"CHUNK_BYTES": "two samples", "FUSED": False}),
     "im2col-per-sample": ("im2col", {"PER_SAMPLE_MIN_PIXELS": 1, "CHUNK_BYTES": "two samples", "FUSED": False}),
     # im2col fused with its product (where the GEMM has its register tile): whole samples per block, then one
-    # output row per block
+    # output row per block, then whole samples in panels of one column sliver
     "im2col-fused": ("im2col", {"FUSED_MIN_PIXELS": 1}),
     "im2col-fused-rows": ("im2col", {"FUSED_MIN_PIXELS": 1, "BLOCK_BYTES": 1}),
+    "im2col-fused-panels": ("im2col", {"FUSED_MIN_PIXELS": 1, "PANEL_BYTES": 1}),
     # Winograd: one tile row per chunk, so chunks cross sample boundaries and grad_weight accumulates; or one
     # chunk in blocks of one output channel (one group only); or a dilated layer's parts one sample at a time
     "winograd-chunk-1-row": ("winograd", {"_CHUNK_BYTES": 1, "_MIN_CHUNK_TILES": 1}),

@@ -41,6 +41,7 @@ import numpy as np
 
 from numbaconv.algorithms.gemm import HAS_REGISTER_TILE, matmul, tile_columns, tile_scratch
 from numbaconv.geometry import ConvGeometry
+from numbaconv.kernels import L2_BYTES
 from numbaconv.kernels import im2col as kernels
 from numbaconv.runtime import get_num_threads, workspace
 
@@ -68,6 +69,13 @@ BLOCK_BYTES = 512 << 10
 per core on the reference machine) from the lowering to the product. One thread, CPU time: tutorial
 forward 17.3-18.4 ms with 256 KB blocks, 16.5-16.8 ms with whole samples (468 KB); resnet56 forward and
 grad_input 15-25% faster in 3-row blocks than materialised (256 KB allowed only one row, too narrow)."""
+
+PANEL_BYTES = L2_BYTES // 4
+"""Column-matrix bytes per panel of the fused forward's product (`numbaconv.kernels.lowered`): every row
+sliver of the weights passes over a panel while it stays in L2. Over a whole block (`BLOCK_BYTES`, about L2's
+size itself) each row sliver read the columns back from L3: on a Zen 3 with 512 KB of L2, median of 30 paired
+calls, stem7x7 forward 1.09x faster with 2 threads and 1.10x with 1, tutorial 1.10x and 1.02x, cifar_c1's
+blocks one panel (0.96x and 1.01x: noise)."""
 
 FUSED_MIN_PIXELS = 64
 """Fewest output pixels in a fused block: two of the register tile's column slivers; narrower blocks waste
@@ -184,7 +192,9 @@ def fused_forward(x, weight, bias, geo: ConvGeometry, block_rows: int, out: np.n
     cols = workspace("im2col.cols", (threads, rows_b * ldb), x.dtype)
     out3 = out.reshape(geo.n * groups, kg, geo.oh * geo.ow)
     xpad, phases = _phase_planes(geo, threads, x.dtype)
-    lowered.forward(x, w_mat, out3, cols, scratch, _lowering_args(geo), (geo.oh, geo.ow), block_rows, xpad, phases)
+    panel = max(nr, PANEL_BYTES // (min(rows_b, gemm.KC) * x.itemsize) // nr * nr)
+    lowering, out_size = _lowering_args(geo), (geo.oh, geo.ow)
+    lowered.forward(x, w_mat, out3, cols, scratch, lowering, out_size, block_rows, panel, xpad, phases)
     return out
 
 

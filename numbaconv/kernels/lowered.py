@@ -60,32 +60,35 @@ def _lower_block_phased(xpad, plane_in, cg, tap, oy0, oy1, ow, wq, cols, ldb):
 
 
 @njit(cache=True)
-def _multiply_block(w_mat, g, kg, cols, c0, ldb, pixels, out, item, p0, scratch, t):
-    """out[item, :kg, p0:p0 + pixels] = w_mat[g] @ the block's column matrix (rows_b x pixels at cols[c0:])."""
+def _multiply_block(w_mat, g, kg, cols, c0, ldb, pixels, panel, out, item, p0, scratch, t):
+    """out[item, :kg, p0:p0 + pixels] = w_mat[g] @ the block's column matrix (rows_b x pixels at cols[c0:]),
+    in panels of ``panel`` columns (a multiple of the tile's), each passed over by every row sliver of w_mat
+    while it stays in L2."""
     rows_b = w_mat.shape[2]
     nr = (scratch.shape[1] - MR * KC) // MR
     a_address, b_address = w_mat.ctypes.data, cols.ctypes.data
     group_off = g * w_mat.shape[1] * rows_b
     for pc in range(0, rows_b, KC):
         kc = min(KC, rows_b - pc)
-        # One row sliver at a time: its MR output rows are written as MR sequential streams. Sliver by
-        # sliver per column (the order that keeps b's sliver in L1) wrote every output row per 128 bytes,
-        # and the misses cost more than the reuse saves: one thread, cifar_c1 3.5 -> 2.3 ms, tutorial 15.1
-        # -> 13.4 ms (b's block stays in L2 either way).
-        for row in range(0, kg, MR):
-            a_off = group_off + row * rows_b + pc
-            for jr in range(0, pixels, nr):
-                b_off = c0 + pc * ldb + jr
-                target = (item, row, p0 + jr, min(MR, kg - row), min(nr, pixels - jr))
-                multiply_tile(pc == 0, a_address, a_off, rows_b, 1, b_address, b_off, ldb, kc, out, target, scratch, t)
+        # Within a panel, one row sliver at a time: its MR output rows are written as MR sequential streams.
+        # Sliver by sliver per column (the order that keeps b's sliver in L1) wrote every output row per 128
+        # bytes, and the misses cost more than the reuse saves: one thread, cifar_c1 3.5 -> 2.3 ms, tutorial
+        # 15.1 -> 13.4 ms (the columns stayed in L2 either way).
+        for jc in range(0, pixels, panel):
+            for row in range(0, kg, MR):
+                a = (a_address, group_off + row * rows_b + pc, rows_b, 1)
+                for jr in range(jc, min(pixels, jc + panel), nr):
+                    target = (item, row, p0 + jr, min(MR, kg - row), min(nr, pixels - jr))
+                    multiply_tile(pc == 0, *a, b_address, c0 + pc * ldb + jr, ldb, kc, out, target, scratch, t)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def forward(x, w_mat, out, cols, scratch, lowering, out_size, block_rows, xpad, phases):
+def forward(x, w_mat, out, cols, scratch, lowering, out_size, block_rows, panel, xpad, phases):
     """Fill ``out`` (n * groups, kg, oh * ow) with the convolution of x by the weights (and bias) in w_mat
-    (see the module docstring); ``out_size = (oh, ow)``. Work items (sample, group, row block) are cut into
-    one static slice per thread. With ``phases = (hq, wq)`` (strided layers; (0, 0) otherwise) each thread
-    first pads and phase-splits its (sample, group)'s input planes into xpad (threads, cg * planes)."""
+    (see the module docstring); ``out_size = (oh, ow)``; ``panel`` as in `_multiply_block`. Work items
+    (sample, group, row block) are cut into one static slice per thread. With ``phases = (hq, wq)`` (strided
+    layers; (0, 0) otherwise) each thread first pads and phase-splits its (sample, group)'s input planes into
+    xpad (threads, cg * planes)."""
     n, c = x.shape[0], x.shape[1]
     groups, kg = w_mat.shape[0], out.shape[1]
     rows_b = w_mat.shape[2]
@@ -121,7 +124,7 @@ def forward(x, w_mat, out, cols, scratch, lowering, out_size, block_rows, xpad, 
                     pad_planes(x, b, g * cg, cg, xpad[t], 0, phases[0], phases[1], conv)
                     padded = pair
                 _lower_block_phased(xpad[t], plane_in, cg, tap, oy0, oy1, ow, phases[1], flat, ldb)
-            _multiply_block(w_mat, g, kg, cols, c0, ldb, (oy1 - oy0) * ow, out, pair, oy0 * ow, scratch, t)
+            _multiply_block(w_mat, g, kg, cols, c0, ldb, (oy1 - oy0) * ow, panel, out, pair, oy0 * ow, scratch, t)
 
 
 @njit(cache=True)
