@@ -609,7 +609,7 @@ def test_fused_forward_zeroes_the_columns_its_last_tile_reads():
     threads = runtime.get_num_threads()
     block_rows = im2col.fused_block_rows(geo, x.itemsize, threads, "forward")
     rows, pixels = geo.c * 9, block_rows * geo.ow
-    ldb = -(-pixels // gemm.tile_columns(x.itemsize)) * gemm.tile_columns(x.itemsize)
+    ldb = im2col.column_pitch(pixels, gemm.tile_columns(x.itemsize), x.itemsize)
     assert block_rows and pixels < ldb  # a partial last tile
     runtime.release_workspaces()
     with runtime.parallel_section():
@@ -634,3 +634,20 @@ def test_kernel_gradient_over_several_blocks_of_kernels(tile):
         winograd._kernel_gradient(du_t, groups, kron, dw)
     expected = np.einsum("pgck,pq->gkcq", du_t.reshape(a2, groups, cg, kg), kron)
     np.testing.assert_allclose(dw.reshape(groups, kg, cg, 9), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_forward_pitch_skips_multiples_of_1kb():
+    """The fused forward's column rows are never a multiple of 1 KB apart (they would share a few L1 sets),
+    and a block whose pixels alone would make them so (16x16 float32 samples: 256 columns, 1 KB) still
+    matches the oracle."""
+    from numbaconv.algorithms import gemm, im2col
+
+    if not im2col.FUSED:
+        pytest.skip("the fused path needs the GEMM's register tile (AVX-512 or AVX2 with FMA)")
+    nr = gemm.tile_columns(4)
+    assert im2col.column_pitch(256, nr, 4) == 256 + nr
+    assert im2col.column_pitch(100, nr, 4) == -(-100 // nr) * nr
+    rng = np.random.default_rng(1)
+    x, weight, bias = rng.standard_normal((3, 5, 16, 16)), rng.standard_normal((7, 5, 3, 3)), rng.standard_normal(7)
+    actual = numbaconv.conv2d(*(a.astype(np.float32) for a in (x, weight, bias)), padding=1, algorithm="im2col")
+    np.testing.assert_allclose(actual, oracle.conv2d(x, weight, bias, padding=1), rtol=1e-4, atol=1e-4)
