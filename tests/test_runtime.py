@@ -92,3 +92,28 @@ def test_freed_memory_is_reused_without_page_faults(keep):
     assert kept == ("True" if keep == "1" else "False")
     # 10 rounds of 24 MB are 60,000 pages: kept, they fault in once (before counting); returned, every round.
     assert (int(faults) < 1000) == (keep == "1"), f"{faults} page faults"
+
+
+@pytest.mark.parametrize("size, expected", [("512K", 512 << 10), ("2M", 2 << 20), ("1048576", 1 << 20)])
+def test_l2_size_from_sysfs(tmp_path, size, expected):
+    """The L2 size the blocked kernels size their panels by, read from sysfs-style cache directories: the
+    level-2 entry among others, in K, M or plain bytes."""
+    from numbaconv.kernels import l2_bytes
+
+    for index, (level, text) in enumerate([("1", "32K"), ("2", size), ("3", "32768K")]):
+        entry = tmp_path / f"index{index}"
+        entry.mkdir()
+        (entry / "level").write_text(level + "\n")
+        (entry / "size").write_text(text + "\n")
+    assert l2_bytes(tmp_path) == expected
+
+
+def test_l2_size_defaults_without_sysfs(tmp_path):
+    """No cache directories (not Linux), or an unreadable size: the default."""
+    from numbaconv.kernels import l2_bytes
+
+    assert l2_bytes(tmp_path / "missing", default=12345) == 12345
+    (tmp_path / "index0").mkdir()
+    (tmp_path / "index0" / "level").write_text("2")
+    (tmp_path / "index0" / "size").write_text("unknown")
+    assert l2_bytes(tmp_path, default=12345) == 12345

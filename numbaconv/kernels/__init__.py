@@ -13,9 +13,9 @@ VECTOR_BYTES = 64 if _FEATURES.get("avx512f") else 32 if _FEATURES.get("avx2") a
 AVX-512's, AVX2's (with FMA), or 0 where the CPU has neither and the products go to numpy's BLAS."""
 
 
-def _l2_bytes(default: int = 1 << 20) -> int:
-    """Bytes of one core's L2 cache as Linux reports it (``/sys/devices/system/cpu/cpu0/cache``), else default."""
-    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+def l2_bytes(cache_dir: Path = Path("/sys/devices/system/cpu/cpu0/cache"), default: int = 1 << 20) -> int:
+    """Bytes of one core's L2 cache as Linux reports it in ``cache_dir`` (sysfs), else ``default``."""
+    for index in sorted(cache_dir.glob("index*")):
         try:
             if (index / "level").read_text().strip() == "2":
                 size = (index / "size").read_text().strip()
@@ -26,5 +26,5 @@ def _l2_bytes(default: int = 1 << 20) -> int:
     return default
 
 
-L2_BYTES = _l2_bytes()
+L2_BYTES = l2_bytes()
 """One core's L2 cache: the blocked kernels size the operands they reuse to stay in it."""
