@@ -31,6 +31,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import VECTOR_BYTES
+from .llvm_ir import element_pointer, llvm_float
 
 # Rows of the register tile, whose MR x 2 vectors of c stay in registers with b's two vectors and a's
 # broadcast: 16 of AVX-512's 32 registers (channel counts are mostly multiples of 8), 12 of AVX2's 16
@@ -72,18 +73,6 @@ def _per_dtype(*kinds: str) -> Callable:
         return compiled
 
     return decorate
-
-
-def llvm_float(numba_type) -> tuple[ir.Type, int]:
-    """The LLVM type of a float32/float64 element, and its width in bits."""
-    return (ir.FloatType(), 32) if numba_type == types.float32 else (ir.DoubleType(), 64)
-
-
-def element_pointer(builder, address, offset, ftype: ir.Type, as_type: ir.Type | None = None):
-    """LLVM IR: a pointer to element ``offset`` (of type ftype) from the data address ``address``, cast to a
-    pointer to ``as_type`` (a vector type, say) when given."""
-    element = builder.gep(builder.inttoptr(address, ftype.as_pointer()), [offset])
-    return element if as_type is None else builder.bitcast(element, as_type.as_pointer())
 
 
 def _micro_kernel_codegen(overwrite: bool, vectors: int):

@@ -11,7 +11,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from numbaconv.kernels import VECTOR_BYTES
-from numbaconv.kernels.gemm import element_pointer, llvm_float
+from numbaconv.kernels.llvm_ir import element_pointer, llvm_float
 
 MOVE_BYTES = VECTOR_BYTES or 16  # elsewhere, a 128-bit move, which every 64-bit CPU has
 
