@@ -18,7 +18,7 @@ import numpy as np
 
 from .algorithms.gemm import tile_columns
 from .geometry import ConvGeometry, ConvSpec, IntPair, Padding, check_dtype, check_input_shape, check_shape
-from .kernels import VECTOR_BYTES
+from .kernels import HAS_AVX512
 from .runtime import get_num_threads
 
 ALGORITHMS = ("direct", "im2col", "winograd")
@@ -33,7 +33,7 @@ WINOGRAD_TILES = (2, 4)
 # grad_weight is then direct's, its forward im2col's. With AVX2's half-width register tile (a 2-core Zen 3,
 # 2 runs: summed regret 2.44 -> 0.06 ms), and without a register tile (numpy's BLAS), the GEMM rate is 100
 # GFLOP/s.
-GEMM_RATE = 180e9 if VECTOR_BYTES == 64 else 100e9  # flop/s of a matrix product with large dimensions
+GEMM_RATE = 180e9 if HAS_AVX512 else 100e9  # flop/s of a matrix product with large dimensions
 GEMM_HALF_SIZE = 8.0  # a product dimension of this size halves the GEMM rate
 DIRECT_RATE = 30e9  # flop/s of the direct kernels on large output planes
 DIRECT_GRAD_WEIGHT_GAIN = 2.0  # how much faster grad_weight's direct kernel runs than forward's

@@ -90,6 +90,22 @@ def test_packed_slivers_of_every_reduction_block(k, dtype):
     check(a, np.ascontiguousarray(b_t), np.empty((2, 4 * kernels.MR + 3, 2 * NR + 5), dtype))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", range(1, kernels.MR))
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_partial_row_sliver_writes_only_its_rows(rows, accumulate, dtype):
+    """A last sliver of ``rows`` < MR rows is stored in place, full-width tiles and narrow ones alike: the
+    rows of out's buffer past each item's last row (another item's, in a real batch) keep their values."""
+    rng = np.random.default_rng(rows)
+    m, k, n = 2 * kernels.MR + rows, 7, 2 * NR + 3
+    a, b = rng.standard_normal((3, m, k)).astype(dtype), rng.standard_normal((3, k, n)).astype(dtype)
+    buffer = np.full((3, m + kernels.MR, n), 7.0, dtype)
+    out = buffer[:, :m]
+    out[...] = rng.standard_normal(out.shape)
+    check(a, b, out, accumulate)
+    assert (buffer[:, m:] == 7.0).all()
+
+
 def test_empty_reduction_gives_zeros_and_small_products_are_right(monkeypatch):
     check(np.ones((3, 0), np.float32), np.ones((0, 4), np.float32), np.full((3, 4), np.nan, np.float32))
     monkeypatch.setattr(gemm, "SMALL_FLOPS", 1 << 22)

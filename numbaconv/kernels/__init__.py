@@ -12,6 +12,9 @@ VECTOR_BYTES = 64 if _FEATURES.get("avx512f") else 32 if _FEATURES.get("avx2") a
 """Bytes of one vector register of the kernels written as LLVM IR (the GEMM's register tile, `vector`'s moves):
 AVX-512's, AVX2's (with FMA), or 0 where the CPU has neither and the products go to numpy's BLAS."""
 
+HAS_AVX512 = VECTOR_BYTES == 64
+"""Whether the kernels use AVX-512's registers: 32 of them, for a taller register tile and faster products."""
+
 
 def l2_bytes(cache_dir: Path = Path("/sys/devices/system/cpu/cpu0/cache"), default: int = 1 << 20) -> int:
     """Bytes of one core's L2 cache as Linux reports it in ``cache_dir`` (sysfs), else ``default``."""
