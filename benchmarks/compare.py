@@ -31,7 +31,9 @@ Sections (default: all; about 10 minutes on an idle 2-core machine, ``--quick`` 
 - ``startup``: wall clock around a fresh process (`startup_probe.py`) that imports the library, runs one conv
   forward+backward and one training step of SimpleCNN at batch 8: with a warm JIT cache (a first, untimed
   run fills it) over ``--startup-rounds`` rounds, and for numbaconv with an empty one (NUMBA_CACHE_DIR pointed
-  at a new temporary directory: everything compiles; one run).
+  at a new temporary directory: everything compiles; one run). That run is a first run as a user meets it:
+  numbaconv's compile-ahead helper (`numbaconv.precompile`) compiles beside it; every other process here runs
+  with ``NUMBACONV_PRECOMPILE=0``, so no helper competes with a timed call.
 
 How timings are taken (suite, training, threads): each library runs in its own long-lived worker process
 (`worker.py`; protocol and timing in `harness.py`), both set to T threads (default 2); PyTorch is
@@ -78,6 +80,7 @@ from shapes import PASSES, ConvShape, select  # noqa: E402
 from worker import GRAD_PASSES, LIBRARIES, MEMORY_CALLS  # noqa: E402
 
 WORKER = str(HERE / "worker.py")
+PRECOMPILE_SWITCH = "NUMBACONV_PRECOMPILE"
 SECTIONS = ("suite", "training", "digits", "threads", "memory", "startup")
 WORKER_SECTIONS = {"suite", "training", "digits", "threads", "memory"}  # the others use fresh processes
 TRAIN_MODELS = ("SimpleCNN", "LandmarkCNN")
@@ -621,11 +624,12 @@ def run_startup(available: list[str], args: argparse.Namespace) -> dict:
         for i in range(args.cold_runs):
             progress(f"start-up: numbaconv, empty JIT cache, run {i + 1}/{args.cold_runs}")
             cache = tempfile.mkdtemp(prefix="numbaconv-cold-cache-")
+            env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+            env.pop(PRECOMPILE_SWITCH, None)
             try:
-                result["cold"].setdefault("numbaconv", {"runs": []})["runs"].append(
-                    run("numbaconv", env={**os.environ, "NUMBA_CACHE_DIR": cache})
-                )
+                result["cold"].setdefault("numbaconv", {"runs": []})["runs"].append(run("numbaconv", env=env))
             finally:
+                wait_for_precompile_helper(Path(cache))
                 shutil.rmtree(cache, ignore_errors=True)
     for kind in ("warm", "cold"):
         for record in result[kind].values():
@@ -633,6 +637,15 @@ def run_startup(available: list[str], args: argparse.Namespace) -> dict:
             record["wall_s"] = summarize(good, args.stat) if good else None
             record["errors"] = [r["error"] for r in record["runs"] + [record.get("prime", {})] if "error" in r]
     return result
+
+
+def wait_for_precompile_helper(cache: Path, timeout: float = 300) -> None:
+    """Wait until the compile-ahead helper of the probe that used ``cache`` has exited (it removes its lock
+    file, after finishing the step it was on), so that it neither overlaps the next measurement nor writes
+    into a removed directory."""
+    deadline = time.monotonic() + timeout
+    while any(cache.rglob("*.precompiled.lock")) and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 def startup_ratio(startup: dict) -> float | None:
@@ -795,6 +808,7 @@ RENDER = {
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    os.environ[PRECOMPILE_SWITCH] = "0"  # for every process started here, the empty-cache probe aside
     started = time.perf_counter()
     machine = machine_info()  # before the workers start: the load average tells about other work
     # Long-lived workers for the timed sections (the memory section uses numbaconv's to warm its JIT cache);

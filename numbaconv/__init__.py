@@ -10,7 +10,7 @@ The array-level engine takes and returns numpy arrays:
 (8, 16, 32, 32)
 """
 
-from . import data, nn, optim
+from . import data, nn, optim, precompile
 from .autograd import (
     Tensor,
     arange,
@@ -36,6 +36,8 @@ from .runtime import get_num_threads, release_workspaces, set_num_threads, works
 from .serialization import load, save
 
 __version__ = "0.1.0"
+
+precompile.start_if_cold()  # a first run compiles in a helper process too (numbaconv.precompile)
 
 __all__ = [
     "ALGORITHMS",

@@ -230,7 +230,7 @@ def _label(decision) -> str:
 def _run_worker(library: str, names: list[str], threads: int, target: float, rounds: int) -> dict:
     """``measure`` in a fresh process; its stderr (progress, the compile notice) passes through."""
     package_root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ)
+    env = dict(os.environ, NUMBACONV_PRECOMPILE="0")  # no compile-ahead helper beside the timed calls
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     command = [
         sys.executable,
@@ -272,6 +272,9 @@ def run(
     names = [s.name for s in (SUITE if shapes is None else shapes)]
     target, rounds = (0.05, 3) if quick else (0.2, 5)
     results, missing = {}, {}
+    from . import precompile
+
+    precompile.wait_for_helper()
     for library in LIBRARIES:
         if library == "torch" and not torch:
             missing[library] = "skipped (--no-torch)"

@@ -95,6 +95,8 @@ def compile_notice(write: Callable[[str], None] = _stderr) -> Iterator[None]:
     """Within the block, say ``COMPILE_NOTICE`` once when numbaconv kernels will be compiled."""
     from numba.core import event
 
+    from .precompile import KernelCompileListener
+
     said = False
 
     def say() -> None:
@@ -103,94 +105,11 @@ def compile_notice(write: Callable[[str], None] = _stderr) -> Iterator[None]:
             said = True
             write(COMPILE_NOTICE)
 
-    class Listener(event.Listener):
-        def on_start(self, ev) -> None:
-            dispatcher = ev.data.get("dispatcher") if isinstance(ev.data, dict) else None
-            module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
-            if module.startswith(__package__ + "."):
-                say()
-
-        def on_end(self, ev) -> None:
-            pass
-
     kernels = kernel_dispatchers()
     if kernels and not any(is_cached(k) for k in kernels):
         say()
-    with event.install_listener("numba:compile", Listener()):
+    with event.install_listener("numba:compile", KernelCompileListener(say)):
         yield
-
-
-def warm() -> None:
-    """Compile every kernel ahead of time: each algorithm's three passes (stride 1 and 2, 1x1, a padding mode)
-    plus pooling and batch norm, forward and backward, on tiny float32 and float64 inputs, and the GEMM."""
-    import numpy as np
-
-    from . import ALGORITHMS, Tensor, conv2d, conv2d_grad_input, conv2d_grad_weight, dispatch, runtime
-    from .algorithms import gemm, im2col, winograd
-    from .geometry import ConvSpec
-    from .nn import functional as F
-    from .optim import Adam
-
-    rng = np.random.default_rng(0)
-    configs = [  # (kernel, stride, padding, padding_mode)
-        (3, 1, 1, "zeros"),
-        (3, 2, 1, "zeros"),
-        (1, 1, 0, "zeros"),
-        (3, 1, 1, "reflect"),
-    ]
-    for dtype in (np.float32, np.float64):
-        x = rng.standard_normal((2, 4, 9, 9)).astype(dtype)
-        for algorithm in ALGORITHMS:
-            for k, stride, padding, mode in configs:
-                if algorithm == "winograd" and (k, stride) != (3, 1):
-                    continue
-                w = rng.standard_normal((6, 4, k, k)).astype(dtype)
-                b = rng.standard_normal(6).astype(dtype)
-                kw = dict(stride=stride, padding=padding, padding_mode=mode, algorithm=algorithm)
-                y = conv2d(x, w, b, **kw)
-                conv2d(x, w, None, **kw)
-                conv2d_grad_input(x.shape, w, np.ones_like(y), **kw)
-                conv2d_grad_weight(x, w.shape, np.ones_like(y), **kw)
-        # auto picks one Winograd tile size per shape; each size has its own kernels: run them all directly
-        w = rng.standard_normal((6, 4, 3, 3)).astype(dtype)
-        geo = ConvSpec.from_args(1, 1, 1, 1, "zeros").plan(x.shape, w.shape).geometry
-        g = np.ones((geo.n, geo.k, geo.oh, geo.ow), dtype)
-        with runtime.parallel_section():
-            for tile in dispatch.WINOGRAD_TILES:
-                winograd.forward(x, w, w[:, 0, 0, 0].copy(), geo, tile=tile)
-                winograd.grad_input(g, w, geo, tile=tile)
-                winograd.grad_weight(x, g, geo, tile=tile)
-        conv2d(x, w, None, padding=2, dilation=2, algorithm="winograd")  # its polyphase parts
-        wide = rng.standard_normal((1, 4, 3, 20)).astype(dtype)  # rows wide enough for direct's unpadded kernel
-        conv2d(wide, w[:4, :1], None, padding=1, groups=4, algorithm="direct")
-        if im2col.FUSED:  # im2col's fused kernels, which layers this small take only at some thread counts
-            with runtime.parallel_section():
-                im2col.fused_forward(x, w, w[:, 0, 0, 0].copy(), geo, 1, np.empty(g.shape, dtype))
-                im2col.fused_grad_input(g, w, geo, 1, np.empty(x.shape, dtype))
-                im2col.fused_grad_weight(x, g, geo, 1)
-        t = Tensor(x.copy(), requires_grad=True)
-        c = x.shape[1]
-        gamma, beta = Tensor(np.ones(c, dtype), requires_grad=True), Tensor(np.zeros(c, dtype), requires_grad=True)
-        mean, var = Tensor(np.zeros(c, dtype)), Tensor(np.ones(c, dtype))
-        outputs = [
-            F.max_pool2d(t, 2),
-            F.max_pool2d(t, 3, stride=2, padding=1),
-            F.avg_pool2d(t, 2),
-            F.avg_pool2d(t, 3, stride=2, padding=1),
-            F.adaptive_avg_pool2d(t, 1),
-            F.batch_norm(t, mean, var, gamma, beta, training=True),
-            F.batch_norm(t, mean, var, gamma, beta, training=False),
-            F.pad(t, (1, 1, 1, 1), mode="reflect"),
-            F.relu(t),
-        ]
-        for out in outputs:
-            out.sum().backward()
-        Adam([gamma, beta]).step()  # the optimizer kernel
-        # the tiny products above stay on numpy: one big enough for the engine's GEMM, plain and transposed
-        a, b = rng.standard_normal((64, 96)).astype(dtype), rng.standard_normal((96, 128)).astype(dtype)
-        with runtime.parallel_section():
-            gemm.matmul(a, b, np.empty((64, 128), dtype))
-            gemm.matmul(a, np.asfortranarray(b), np.empty((64, 128), dtype))
 
 
 # ------------------------------------------------------------------------------------------- the commands
@@ -289,6 +208,8 @@ def cmd_info(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from . import __version__, get_num_threads, runtime
 
     if args.warm:
+        from .precompile import warm
+
         with compile_notice():
             warm()
     rows = [("numbaconv", f"{__version__} ({os.path.dirname(os.path.abspath(__file__))})")]

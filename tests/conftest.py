@@ -13,6 +13,9 @@ from hypothesis import HealthCheck, settings
 # The oracle is a plain module next to the tests, and the benchmarks' `models` defines the networks the tests
 # share with the benchmarks (so they check exactly what is timed): make both importable however pytest was started.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# No compile-ahead helper process beside the tests (and the processes they start): tests/test_precompile.py
+# runs it on purpose.
+os.environ.setdefault("NUMBACONV_PRECOMPILE", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 # "ci" keeps the sweep to a few seconds once kernels are compiled; "thorough" is for hunting bugs locally:
