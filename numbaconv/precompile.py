@@ -103,6 +103,7 @@ def _fused_im2col(x: np.ndarray, w: np.ndarray, geo) -> None:
         g = np.ones((geo.n, geo.k, geo.oh, geo.ow), x.dtype)
         with runtime.parallel_section():
             im2col.fused_forward(x, w, w[:, 0, 0, 0].copy(), geo, 1, np.empty(g.shape, x.dtype))
+            im2col.gathered_forward(x, w, w[:, 0, 0, 0].copy(), geo, np.empty(g.shape, x.dtype))
             im2col.fused_grad_input(g, w, geo, 1, np.empty(x.shape, x.dtype))
             im2col.fused_grad_weight(x, g, geo, 1)
 

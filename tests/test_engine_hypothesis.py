@@ -77,18 +77,20 @@ def test_random_configurations_match_oracle(config, dtype, seed):
     _check_against_oracle(config, dtype, seed, ["auto", "direct", "im2col"] + (["winograd"] if serves_winograd else []))
 
 
-@given(config=configs(), dtype=DTYPES, seed=SEEDS, one_row=st.booleans())
-def test_fused_im2col_blocks_match_oracle(config, dtype, seed, one_row):
+@given(config=configs(), dtype=DTYPES, seed=SEEDS, one_row=st.booleans(), gathered=st.booleans())
+def test_fused_im2col_blocks_match_oracle(config, dtype, seed, one_row, gathered):
     """im2col's fused path (`numbaconv.algorithms.im2col.FUSED`) with its size threshold lifted, so these
-    small layers take it too: blocks of one output row, or of whole samples."""
+    small layers take it too: blocks of one output row, or of whole samples; forward lowering its blocks, or
+    reading padded input planes at any row width."""
     from numbaconv.algorithms import im2col
 
-    saved = im2col.FUSED_MIN_PIXELS, im2col.BLOCK_BYTES
+    saved = im2col.FUSED_MIN_PIXELS, im2col.BLOCK_BYTES, im2col.GATHERED_WASTE
     im2col.FUSED_MIN_PIXELS, im2col.BLOCK_BYTES = 1, (1 if one_row else saved[1])
+    im2col.GATHERED_WASTE = 100 if gathered else -1
     try:
         _check_against_oracle(config, dtype, seed, ["im2col"])
     finally:
-        im2col.FUSED_MIN_PIXELS, im2col.BLOCK_BYTES = saved
+        im2col.FUSED_MIN_PIXELS, im2col.BLOCK_BYTES, im2col.GATHERED_WASTE = saved
 
 
 def _check_against_oracle(config, dtype, seed, algorithms):

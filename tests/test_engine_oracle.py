@@ -169,6 +169,8 @@ MEDIUM = [
     Case("medium-k3-s2-p1-g2", (2, 8, 19, 18), (12, 4, 3, 3), stride=2, padding=1, groups=2),  # fused, phased
     Case("medium-dilated-d2-p2", (1, 12, 21, 22), (12, 12, 3, 3), dilation=2, padding=2),
     Case("medium-1x1", (2, 32, 17, 16), (48, 32, 1, 1)),
+    # rows of whole register tiles, forward from padded planes; 289 rows: two reduction blocks of the tile
+    Case("medium-3x3-c32-w32", (1, 32, 5, 32), (8, 32, 3, 3), padding=1),
 ]
 
 # Rows wide enough for the direct forward's unpadded kernel (`numbaconv.kernels.direct.forward_same_width`):
@@ -484,9 +486,11 @@ CHUNKINGS = {
     "im2col-per-sample": ("im2col", {"PER_SAMPLE_MIN_PIXELS": 1, "CHUNK_BYTES": "two samples", "FUSED": False}),
     # im2col fused with its product (where the GEMM has its register tile): whole samples per block, then one
     # output row per block, then whole samples in panels of one column sliver
-    "im2col-fused": ("im2col", {"FUSED_MIN_PIXELS": 1}),
-    "im2col-fused-rows": ("im2col", {"FUSED_MIN_PIXELS": 1, "BLOCK_BYTES": 1}),
-    "im2col-fused-panels": ("im2col", {"FUSED_MIN_PIXELS": 1, "PANEL_BYTES": 1}),
+    # (forward lowering its blocks, not reading padded planes), then forward from padded planes at any width
+    "im2col-fused": ("im2col", {"FUSED_MIN_PIXELS": 1, "GATHERED_WASTE": -1}),
+    "im2col-fused-rows": ("im2col", {"FUSED_MIN_PIXELS": 1, "BLOCK_BYTES": 1, "GATHERED_WASTE": -1}),
+    "im2col-fused-panels": ("im2col", {"FUSED_MIN_PIXELS": 1, "PANEL_BYTES": 1, "GATHERED_WASTE": -1}),
+    "im2col-gathered": ("im2col", {"GATHERED_WASTE": 100}),
     # Winograd: one tile row per chunk, so chunks cross sample boundaries and grad_weight accumulates; or one
     # chunk in blocks of one output channel (one group only); or a dilated layer's parts one sample at a time
     "winograd-chunk-1-row": ("winograd", {"_CHUNK_BYTES": 1, "_MIN_CHUNK_TILES": 1}),

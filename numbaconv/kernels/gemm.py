@@ -75,10 +75,12 @@ def _per_dtype(*kinds: str) -> Callable:
     return decorate
 
 
-def _micro_kernel_codegen(overwrite: bool, vectors: int):
+def _micro_kernel_codegen(overwrite: bool, vectors: int, row_table: bool):
     """LLVM IR of ``c[c_off + i*ldc + j] (+)= sum_p a[a_off + i*lda + p*a_step] * b[b_off + p*ldb + j]``
     over the MR x (vectors * lanes) tile, p < kc; a, b, c are data addresses. Every row of a's sliver is
-    read, but only c's first ``rows`` (1 .. MR) are written: a last partial sliver is stored in place."""
+    read, but only c's first ``rows`` (1 .. MR) are written: a last partial sliver is stored in place. With
+    ``row_table``, ldb is the address of an int64 table and b's row p starts at ``b_off + table[p]``: the
+    rows of an implicit column matrix, read straight from the padded input planes."""
 
     def codegen(context, builder, signature, args):
         a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc, rows, _ = args
@@ -109,7 +111,11 @@ def _micro_kernel_codegen(overwrite: bool, vectors: int):
             acc = builder.phi(vec)
             acc.add_incoming(ir.Constant(vec, [0.0] * width), entry)
             tile.append(acc)
-        b_row = builder.gep(b_base, [builder.mul(p, ldb)])
+        if row_table:
+            table = builder.inttoptr(ldb, i64.as_pointer())
+            b_row = builder.gep(b_base, [builder.load(builder.gep(table, [p]))])
+        else:
+            b_row = builder.gep(b_base, [builder.mul(p, ldb)])
         b_vecs = [
             builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, h * width)]), vec.as_pointer()), align=4)
             for h in range(vectors)
@@ -149,18 +155,18 @@ def _micro_kernel_codegen(overwrite: bool, vectors: int):
     return codegen
 
 
-def _micro_kernel(overwrite: bool, vectors: int = 2):
+def _micro_kernel(overwrite: bool, vectors: int = 2, row_table: bool = False):
     """The intrinsic ``kernel(a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc, rows, like)`` (see the
     codegen): a, b, c are data addresses (``array.ctypes.data``), so one compiled kernel serves operands of
     any layout; ``like`` is an array of their float dtype, for typing only. kc >= 1, 1 <= rows <= MR; offsets
-    and strides in elements."""
+    and strides in elements (with ``row_table``, ldb is the table's address)."""
 
     @intrinsic
     def kernel(typingctx, a, a_off, lda, a_step, b, b_off, ldb, kc, c, c_off, ldc, rows, like):
         address, integer = types.uintp, types.int64
         a_args = b_args = (address, integer, integer, integer)  # (a, a_off, lda, a_step), (b, b_off, ldb, kc)
         signature = types.void(*a_args, *b_args, address, integer, integer, integer, like)
-        return signature, _micro_kernel_codegen(overwrite, vectors)
+        return signature, _micro_kernel_codegen(overwrite, vectors, row_table)
 
     return kernel
 
@@ -210,31 +216,44 @@ def _transpose_block(typingctx, src, s_off, s_ld, dst, d_off, d_ld, like):
 _tile_store = _micro_kernel(overwrite=True)
 _tile_add = _micro_kernel(overwrite=False)
 _half_tile_store = _micro_kernel(overwrite=True, vectors=1)  # for a last sliver at most NR / 2 wide
+_gathered_tile_store = _micro_kernel(overwrite=True, row_table=True)
+_gathered_tile_add = _micro_kernel(overwrite=False, row_table=True)
+_gathered_half_tile_store = _micro_kernel(overwrite=True, vectors=1, row_table=True)
 
 
 @njit(cache=True)
-def multiply_tile(overwrite, a, a_off, lda, a_step, b, b_off, ldb, kc, c, target, scratch, blk):
+def multiply_tile(overwrite, a, a_off, lda, a_step, b, b_off, ldb, kc, c, target, scratch, blk, gathered=False):
     """c[item, row:row+rows, col:col+cols] (+)= the micro-kernel's tile, ``target = (item, row, col, rows,
     cols)``; a and b are data addresses, and a's sliver has MR readable rows (those past ``rows`` are
-    multiplied, never stored). Full-width tiles are written in place, a partial row sliver's too (through
-    scratch, a 28-deep tile of 2 rows took 130 ns against 80 ns for a full one on a Zen 3; in place, 75 ns);
-    narrower tiles go through the tile part of scratch."""
+    multiplied, never stored); with ``gathered``, ldb is the address of b's row table (`_micro_kernel`).
+    Full-width tiles are written in place, a partial row sliver's too (through scratch, a 28-deep tile of 2
+    rows took 130 ns against 80 ns for a full one on a Zen 3; in place, 75 ns); narrower tiles go through the
+    tile part of scratch."""
     item, row, col, rows, cols = target
     nr = (scratch.shape[1] - MR * KC) // MR
     cs = c.strides[1] // c.itemsize
     c_address = c.ctypes.data
     if cols == nr:
         c_off = item * (c.strides[0] // c.itemsize) + row * cs + col
-        if overwrite:
+        if overwrite and gathered:
+            _gathered_tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, c_address, c_off, cs, rows, scratch)
+        elif overwrite:
             _tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, c_address, c_off, cs, rows, scratch)
+        elif gathered:
+            _gathered_tile_add(a, a_off, lda, a_step, b, b_off, ldb, kc, c_address, c_off, cs, rows, scratch)
         else:
             _tile_add(a, a_off, lda, a_step, b, b_off, ldb, kc, c_address, c_off, cs, rows, scratch)
         return
-    tile_off = blk * scratch.shape[1] + MR * KC
-    if 2 * cols <= nr:  # half the FMAs: a 1x1 layer's 196 pixels leave a sliver of 4
-        _half_tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, scratch.ctypes.data, tile_off, nr, MR, scratch)
+    tile_address, tile_off = scratch.ctypes.data, blk * scratch.shape[1] + MR * KC
+    half = 2 * cols <= nr  # half the FMAs: a 1x1 layer's 196 pixels leave a sliver of 4
+    if half and gathered:
+        _gathered_half_tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, tile_address, tile_off, nr, MR, scratch)
+    elif half:
+        _half_tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, tile_address, tile_off, nr, MR, scratch)
+    elif gathered:
+        _gathered_tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, tile_address, tile_off, nr, MR, scratch)
     else:
-        _tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, scratch.ctypes.data, tile_off, nr, MR, scratch)
+        _tile_store(a, a_off, lda, a_step, b, b_off, ldb, kc, tile_address, tile_off, nr, MR, scratch)
     for i in range(rows):
         for j in range(cols):
             value = scratch[blk, MR * KC + i * nr + j]

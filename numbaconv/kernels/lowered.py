@@ -15,6 +15,10 @@ ones there). ``out`` is (n * groups, kg, oh * ow), the (n, k, oh, ow) output vie
 ``cols`` is (threads, rows_b * ldb) with ``ldb`` a multiple of the tile's NR columns, at least
 ``block_rows * ow``: a partial last column sliver is read in place too, its extra columns only ever reaching
 tile columns that are discarded. ``scratch`` is the GEMM's (threads, MR * KC + MR * NR) scratch.
+
+`forward_gathered` skips the lowering: its tiles run along single output rows, and the register tile reads
+row p of the column matrix at a table's offset into the padded input planes (what `_lower_block_phased`
+would have copied from there).
 """
 
 import numpy as np
@@ -128,6 +132,75 @@ def forward(x, w_mat, out, cols, scratch, lowering, out_size, block_rows, panel,
                     padded = pair
                 _lower_block_phased(xpad[t], plane_in, cg, tap, oy0, oy1, ow, phases[1], flat, ldb)
             _multiply_block(w_mat, g, kg, cols, c0, ldb, (oy1 - oy0) * ow, panel, out, pair, oy0 * ow, scratch, t)
+
+
+@njit(cache=True)
+def _multiply_planes(w_mat, g, kg, xpad, t, table, oy0, oy1, ow, wq, out, item, scratch):
+    """out[item, :kg, oy0 * ow:oy1 * ow] = w_mat[g] @ the implicit column matrix of output rows [oy0, oy1):
+    its row p for output pixel (oy, ox) is ``xpad[t, table[p] + oy * wq + ox]``, so each tile runs along
+    one output row and the register tile reads b from the padded planes through the row table."""
+    rows_b = w_mat.shape[2]
+    nr = (scratch.shape[1] - MR * KC) // MR
+    a_address, b_address = w_mat.ctypes.data, xpad.ctypes.data
+    table_address = np.int64(table.ctypes.data)  # int64: an unsigned address plus an int64 would be float64
+    group_off, plane_off = g * w_mat.shape[1] * rows_b, t * xpad.shape[1]
+    for pc in range(0, rows_b, KC):
+        kc = min(KC, rows_b - pc)
+        rows_at = table_address + pc * table.itemsize
+        for row in range(0, kg, MR):  # one row sliver at a time, as in `_multiply_block`
+            a_off = group_off + row * rows_b + pc
+            for oy in range(oy0, oy1):
+                for ox in range(0, ow, nr):
+                    target = (item, row, oy * ow + ox, min(MR, kg - row), min(nr, ow - ox))
+                    b_off = plane_off + oy * wq + ox
+                    multiply_tile(
+                        pc == 0,
+                        a_address,
+                        a_off,
+                        rows_b,
+                        1,
+                        b_address,
+                        b_off,
+                        rows_at,
+                        kc,
+                        out,
+                        target,
+                        scratch,
+                        t,
+                        True,
+                    )
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def forward_gathered(x, w_mat, out, xpad, table, scratch, lowering, out_size, block_rows, phases):
+    """`forward` with no column buffer: each thread pads (and for strided layers phase-splits) its (sample,
+    group)'s input planes into xpad (threads, (cg + 1) * planes + NR), `numbaconv.kernels.direct`'s layout
+    with ``phases = (hq, wq)``, followed by ones (the bias row's plane, and slack for the last tile's reads),
+    and `_multiply_planes` reads the column matrix from there: ``table`` (rows_b,) holds each row's offset,
+    ``ci * planes + tap offset`` (the bias row's: cg * planes). Work items (sample, group, block of
+    ``block_rows`` output rows) are cut into one static slice per thread."""
+    n, c = x.shape[0], x.shape[1]
+    groups, kg = w_mat.shape[0], out.shape[1]
+    cg = c // groups
+    oh, ow = out_size
+    threads = xpad.shape[0]
+    blocks = (oh + block_rows - 1) // block_rows
+    items = n * groups * blocks
+    conv, _, plane_in = _phase_plan(lowering, groups, phases)
+    for parallel_t in prange(threads):
+        t = np.int64(parallel_t)  # the parfor index may be unsigned: uint64 with int64 arithmetic is float64
+        for f in range(cg * plane_in, xpad.shape[1]):
+            xpad[t, f] = 1
+        padded = -1
+        for unit in range(t * items // threads, (t + 1) * items // threads):
+            pair, blk = unit // blocks, unit % blocks
+            b, g = pair // groups, pair % groups
+            if pair != padded:
+                pad_planes(x, b, g * cg, cg, xpad[t], 0, phases[0], phases[1], conv)
+                padded = pair
+            oy0 = blk * block_rows
+            oy1 = min(oh, oy0 + block_rows)
+            _multiply_planes(w_mat, g, kg, xpad, t, table, oy0, oy1, ow, phases[1], out, pair, scratch)
 
 
 @njit(cache=True)
