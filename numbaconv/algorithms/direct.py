@@ -39,7 +39,7 @@ def padded_layout(geo: ConvGeometry) -> _Layout:
     return _Layout(hq, wq, geo.stride_h * geo.stride_w)
 
 
-def _conv(geo: ConvGeometry) -> tuple[int, ...]:
+def conv_args(geo: ConvGeometry) -> tuple[int, ...]:
     """The ``conv`` tuple every direct kernel takes."""
     return (geo.stride_h, geo.stride_w, geo.pad_h, geo.pad_w, geo.dil_h, geo.dil_w, geo.groups)
 
@@ -68,13 +68,13 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
         bias = np.zeros(geo.k, dtype=x.dtype)
     chunks = _chunks(geo.n * geo.k)
     if _same_width(geo):
-        kernels.forward_same_width(x, weight, bias, out, chunks, _conv(geo))
+        kernels.forward_same_width(x, weight, bias, out, chunks, conv_args(geo))
         return out
     lay = padded_layout(geo)
     cpg = geo.c // geo.groups
     xpad = workspace("direct.xpad", (chunks * cpg * lay.plane_in,), x.dtype)
     acc = workspace("direct.acc", (chunks * geo.oh * lay.wq,), x.dtype)
-    kernels.forward(x, weight, bias, out, xpad, acc, (chunks, lay.hq, lay.wq), _conv(geo))
+    kernels.forward(x, weight, bias, out, xpad, acc, (chunks, lay.hq, lay.wq), conv_args(geo))
     return out
 
 
@@ -94,7 +94,7 @@ def grad_input(grad_out: np.ndarray, weight: np.ndarray, geo: ConvGeometry) -> n
     kpg = geo.k // geo.groups
     gwide = workspace("direct.gwide", (chunks * kpg * geo.oh * lay.wq,), grad_out.dtype)
     dxpad = workspace("direct.dxpad", (chunks * lay.plane_in,), grad_out.dtype)
-    kernels.grad_input_scatter(grad_out, weight, dx, gwide, dxpad, (chunks, lay.hq, lay.wq), finite, _conv(geo))
+    kernels.grad_input_scatter(grad_out, weight, dx, gwide, dxpad, (chunks, lay.hq, lay.wq), finite, conv_args(geo))
     return dx
 
 
@@ -128,6 +128,6 @@ def grad_weight(x: np.ndarray, grad_out: np.ndarray, geo: ConvGeometry) -> np.nd
     partial = workspace("direct.partial", (chunks, geo.k, cpg, geo.kh, geo.kw), x.dtype)
     xpad = workspace("direct.xpad", (chunks * cpg * lay.plane_in,), x.dtype)
     gwide = workspace("direct.gwide", (chunks * kpg * geo.oh * lay.wq,), x.dtype)
-    kernels.grad_weight(x, grad_out, partial, xpad, gwide, (chunks, lay.hq, lay.wq), kblocks, _conv(geo))
+    kernels.grad_weight(x, grad_out, partial, xpad, gwide, (chunks, lay.hq, lay.wq), kblocks, conv_args(geo))
     with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf from NaN/Inf data: silent, like the kernels
         return partial.sum(axis=0)

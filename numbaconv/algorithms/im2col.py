@@ -244,7 +244,7 @@ def gathered_forward(x, weight, bias, geo: ConvGeometry, out: np.ndarray) -> np.
     """`forward` into ``out`` (n, k, oh, ow) with no lowering (`FUSED` only): the register tile reads each
     row of the column matrix from the (sample, group)'s padded, phase-split input planes through a table of
     row offsets (`numbaconv.kernels.lowered.forward_gathered`). Returns out."""
-    from numbaconv.algorithms.direct import padded_layout
+    from numbaconv.algorithms.direct import conv_args, padded_layout
     from numbaconv.kernels import direct, gemm, lowered
 
     cg = geo.c // geo.groups
@@ -252,8 +252,7 @@ def gathered_forward(x, weight, bias, geo: ConvGeometry, out: np.ndarray) -> np.
     scratch, nr = tile_scratch(x.dtype)
     threads = scratch.shape[0]
     lay = padded_layout(geo)
-    conv = (geo.stride_h, geo.stride_w, geo.pad_h, geo.pad_w, geo.dil_h, geo.dil_w, geo.groups)
-    taps = direct.tap_offsets(geo.kh, geo.kw, conv, lay.hq, lay.wq).ravel()
+    taps = direct.tap_offsets(geo.kh, geo.kw, conv_args(geo), lay.hq, lay.wq).ravel()
     table = np.concatenate((np.add.outer(np.arange(cg) * lay.plane_in, taps).ravel(), [cg * lay.plane_in]))
     xpad = workspace("im2col.xpad", (threads, (cg + 1) * lay.plane_in + nr), x.dtype)
     block_rows = max(1, min(geo.oh, geo.n * geo.groups * geo.oh // threads))
