@@ -21,13 +21,16 @@ Sections (default: all; about 10 minutes on an idle 2-core machine, ``--quick`` 
   ``--digits-rounds`` rounds (3, quick 1).
 - ``threads``: forward+backward at 1 thread and at T threads on the five largest selected shapes by FLOPs
   (ties in suite order); speedup = time at 1 / time at T, for both libraries.
-- ``memory``: per shape and library, a fresh process (``worker.py --memory-probe``) builds the inputs,
-  then runs forward+backward once at batch 1 (loads the kernels) and 3 times at full size. "peak" =
-  ``getrusage(RUSAGE_SELF).ru_maxrss`` at the end minus the resident set (VmRSS) after imports and input
-  creation, before any call: everything the calls made resident, loaded JIT code and workspaces included.
-  "excl. load" = the peak of the 3 full-size calls (VmHWM reset through /proc/self/clear_refs after the batch-1
-  call) minus the resident set at that point: the same without the code the batch-1 call loaded. Ratios are
-  numbaconv / torch (below 1: numbaconv uses less). Numbaconv's JIT cache is warmed first, so nothing compiles.
+- ``memory``: per shape and library, a fresh process (``worker.py --memory-probe``) builds the inputs and
+  runs forward+backward 3 times at full size. "peak" = ``getrusage(RUSAGE_SELF).ru_maxrss`` at the end minus
+  the resident set (VmRSS) after imports and input creation, before any call: everything the calls made
+  resident, loaded JIT code and workspaces included. A second fresh process (``--batch1``) gives the
+  breakdown: it runs forward+backward once at batch 1 first (that loads the kernels; "loaded" = VmRSS after
+  it), then the 3 full-size calls; "excl. load" = their peak (VmHWM reset through /proc/self/clear_refs after
+  the batch-1 call) minus the resident set at that point: the same without the code the batch-1 call loaded.
+  Where the batch-1 plan differs, that process loads kernels the full-size calls do not use, so its peak is
+  kept apart (``peak_with_batch1_mib`` in the JSON). Ratios are numbaconv / torch (below 1: numbaconv uses
+  less). Numbaconv's JIT cache is warmed first, so nothing compiles.
 - ``startup``: wall clock around a fresh process (`startup_probe.py`) that imports the library, runs one conv
   forward+backward and one training step of SimpleCNN at batch 8: with a warm JIT cache (a first, untimed
   run fills it) over ``--startup-rounds`` rounds, and for numbaconv with an empty one (NUMBA_CACHE_DIR pointed
@@ -542,8 +545,9 @@ def run_memory(workers: dict[str, Worker], available: list[str], args: argparse.
         for library in available if i % 2 == 0 else available[::-1]:
             command = [sys.executable, WORKER, library, "--memory-probe", shape.name, "--seed", str(args.seed)]
             command += ["--threads", str(args.threads), "--algorithm", args.algorithm]
-            _, reply = run_fresh(command)
-            entry["libraries"][library] = reply
+            _, peak = run_fresh(command)
+            _, breakdown = run_fresh([*command, "--batch1"])
+            entry["libraries"][library] = {**breakdown, **peak, "peak_with_batch1_mib": breakdown.get("peak_mib")}
         entries.append(entry)
     return {"calls": MEMORY_CALLS, "shapes": entries}
 
@@ -559,8 +563,8 @@ def format_mib(value: float | None) -> str:
 def render_memory(memory: dict) -> list[str]:
     cols = f"{'numbaconv':>10} {'torch':>8} {'ratio':>6}"
     lines = [
-        "peak memory of forward+backward, MiB above the resident set after imports and inputs (fresh process per "
-        f"shape and library: 1 batch-1 call, then {memory['calls']} full-size calls)",
+        "peak memory of forward+backward, MiB above the resident set after imports and inputs (fresh processes "
+        f"per shape and library: {memory['calls']} full-size calls; for the breakdown, a batch-1 call before them)",
         f"{'':<10} | {'peak (ru_maxrss - base)':^26} | {'excl. kernel load':^26} | loaded by the batch-1 call",
         f"{'shape':<10} | {cols} | {cols} | {'numbaconv':>10} {'torch':>8}",
     ]

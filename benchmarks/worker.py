@@ -257,18 +257,19 @@ def _reset_peak() -> bool:
         return False
 
 
-def memory_probe(library: str, shape_name: str, threads: int, algorithm: str, seed: int) -> dict:
+def memory_probe(library: str, shape_name: str, threads: int, algorithm: str, seed: int, batch1: bool) -> dict:
     """Peak resident memory of forward+backward of one shape, in this fresh process (MiB).
 
-    ``base``: VmRSS after imports and input creation (the full-size and the batch-1 inputs). The peak is then
-    reset (/proc/self/clear_refs), so that ru_maxrss only tells what happens from here on, and forward+backward
-    runs once at batch 1 (it loads the kernels: ``loaded`` = VmRSS after it, minus base) and `MEMORY_CALLS`
-    times at full size. ``peak`` = ru_maxrss at the end minus base; ``peak_excl_load`` = the peak of the
-    full-size calls alone (reset again before them) minus VmRSS after the batch-1 call.
+    ``base``: VmRSS after imports and input creation. The peak is then reset (/proc/self/clear_refs), so that
+    ru_maxrss only tells what happens from here on. Without ``batch1``: `MEMORY_CALLS` full-size calls, and
+    ``peak`` = ru_maxrss at the end minus base, the kernels they load included. With it, a breakdown: one call
+    at batch 1 first (it loads the kernels: ``loaded`` = VmRSS after it, minus base), then the full-size
+    calls, with ``peak_excl_load`` = their peak (reset again before them) minus VmRSS after the batch-1 call;
+    its ``peak`` includes whatever the batch-1 call loaded that the full-size calls do not use.
     """
     backend = BACKENDS[library](threads, algorithm)
-    shapes = memory_shapes(select([shape_name])[0])
-    small, full = (backend.calls(conv, random_inputs(conv, seed))["forward+backward"] for conv in shapes)
+    shapes = memory_shapes(select([shape_name])[0])[0 if batch1 else 1 :]
+    calls = [backend.calls(conv, random_inputs(conv, seed))["forward+backward"] for conv in shapes]
     gc.collect()
 
     def maxrss_kib() -> int:
@@ -278,25 +279,25 @@ def memory_probe(library: str, shape_name: str, threads: int, algorithm: str, se
     if base_kib is None:
         return {"error": "needs Linux's /proc/self/status"}
     reset = _reset_peak()
-    small()
-    gc.collect()
-    loaded_kib, small_peak_kib = _status_kib("VmRSS"), maxrss_kib()
-    reset = _reset_peak() and reset
-    for _ in range(MEMORY_CALLS):
-        full()
-    end_kib = maxrss_kib()
     mib = 1 / 1024
-    reply = {
-        "base_mib": base_kib * mib,
-        "import_peak_above_base_mib": (before_kib - base_kib) * mib,  # excluded from "peak" when reset works
-        "loaded_mib": (loaded_kib - base_kib) * mib,
-        "peak_mib": (max(small_peak_kib, end_kib) - base_kib) * mib,
-        "peak_excl_load_mib": (end_kib - loaded_kib) * mib if reset else None,
-        "peak_reset": reset,
-    }
-    if library == "numbaconv" and algorithm == "auto":
-        plans = [backend.algorithms(conv) for conv in shapes]
-        reply["batch1_same_algorithms"] = plans[0] == plans[1]
+    reply = {"base_mib": base_kib * mib, "import_peak_above_base_mib": (before_kib - base_kib) * mib}
+    small_peak_kib = loaded_kib = base_kib
+    if batch1:
+        calls.pop(0)()
+        gc.collect()
+        loaded_kib, small_peak_kib = _status_kib("VmRSS"), maxrss_kib()
+        reset = _reset_peak() and reset
+    for _ in range(MEMORY_CALLS):
+        calls[0]()
+    end_kib = maxrss_kib()
+    reply["peak_mib"] = (max(small_peak_kib, end_kib) - base_kib) * mib
+    reply["peak_reset"] = reset
+    if batch1:
+        reply["loaded_mib"] = (loaded_kib - base_kib) * mib
+        reply["peak_excl_load_mib"] = (end_kib - loaded_kib) * mib if reset else None
+        if library == "numbaconv" and algorithm == "auto":
+            plans = [backend.algorithms(conv) for conv in memory_shapes(select([shape_name])[0])]
+            reply["batch1_same_algorithms"] = plans[0] == plans[1]
     return reply
 
 
@@ -307,9 +308,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--algorithm", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--memory-probe", metavar="SHAPE", help="measure the peak memory of SHAPE and exit")
+    parser.add_argument("--batch1", action="store_true", help="memory probe: the breakdown, a batch-1 call first")
     args = parser.parse_args(argv)
     if args.memory_probe:
-        print(json.dumps(memory_probe(args.library, args.memory_probe, args.threads, args.algorithm, args.seed)))
+        print(
+            json.dumps(
+                memory_probe(args.library, args.memory_probe, args.threads, args.algorithm, args.seed, args.batch1)
+            )
+        )
     else:
         serve(lambda: WorkerSession(BACKENDS[args.library](args.threads, args.algorithm)), args.library)
 
