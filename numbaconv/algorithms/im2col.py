@@ -88,8 +88,8 @@ GATHERED_WASTE = 1 / 8
 """Share of wasted tile columns (row tails) up to which forward reads the column matrix from padded input
 planes (`gathered_forward`) instead of lowering it: that saves the lowering (a quarter of cifar_c1's forward
 on a Zen 3, one thread: 0.75 of 3.0 ms), but its tiles cannot span output rows, where a lowered block's do.
-Two threads, median of 5 rounds against PyTorch: cifar_c1 forward 0.48 -> 0.92x PyTorch's speed, stem7x7
-0.69 -> 0.89x; the tutorial layer's 18-pixel rows (16 + a half tile) stay lowered."""
+Two threads, same machine, median of 5 rounds against PyTorch: cifar_c1 forward 0.48 -> 0.92x PyTorch's
+speed, stem7x7 0.69 -> 0.89x; the tutorial layer's 18-pixel rows (16 + a half tile) stay lowered."""
 
 
 def _lowering_args(geo: ConvGeometry) -> tuple[int, ...]:
