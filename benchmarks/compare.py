@@ -547,7 +547,7 @@ def run_memory(workers: dict[str, Worker], available: list[str], args: argparse.
             command += ["--threads", str(args.threads), "--algorithm", args.algorithm]
             _, peak = run_fresh(command)
             _, breakdown = run_fresh([*command, "--batch1"])
-            entry["libraries"][library] = {**breakdown, **peak, "peak_with_batch1_mib": breakdown.get("peak_mib")}
+            entry["libraries"][library] = {**breakdown, **peak}
         entries.append(entry)
     return {"calls": MEMORY_CALLS, "shapes": entries}
 

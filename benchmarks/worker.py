@@ -262,14 +262,15 @@ def memory_probe(library: str, shape_name: str, threads: int, algorithm: str, se
 
     ``base``: VmRSS after imports and input creation. The peak is then reset (/proc/self/clear_refs), so that
     ru_maxrss only tells what happens from here on. Without ``batch1``: `MEMORY_CALLS` full-size calls, and
-    ``peak`` = ru_maxrss at the end minus base, the kernels they load included. With it, a breakdown: one call
-    at batch 1 first (it loads the kernels: ``loaded`` = VmRSS after it, minus base), then the full-size
-    calls, with ``peak_excl_load`` = their peak (reset again before them) minus VmRSS after the batch-1 call;
-    its ``peak`` includes whatever the batch-1 call loaded that the full-size calls do not use.
+    ``peak`` = ru_maxrss at the end minus base, the kernels they load included. With it, the breakdown: one
+    call at batch 1 first (it loads the kernels: ``loaded`` = VmRSS after it, minus base), then the full-size
+    calls: ``peak_excl_load`` = their peak (reset again before them) minus VmRSS after the batch-1 call, and
+    ``peak_with_batch1`` = the process's peak minus base, with whatever the batch-1 call loaded that the
+    full-size calls do not use.
     """
     backend = BACKENDS[library](threads, algorithm)
-    shapes = memory_shapes(select([shape_name])[0])[0 if batch1 else 1 :]
-    calls = [backend.calls(conv, random_inputs(conv, seed))["forward+backward"] for conv in shapes]
+    convs = memory_shapes(select([shape_name])[0])
+    calls = [backend.calls(conv, random_inputs(conv, seed))["forward+backward"] for conv in convs[not batch1 :]]
     gc.collect()
 
     def maxrss_kib() -> int:
@@ -278,26 +279,29 @@ def memory_probe(library: str, shape_name: str, threads: int, algorithm: str, se
     before_kib, base_kib = maxrss_kib(), _status_kib("VmRSS")
     if base_kib is None:
         return {"error": "needs Linux's /proc/self/status"}
-    reset = _reset_peak()
     mib = 1 / 1024
     reply = {"base_mib": base_kib * mib, "import_peak_above_base_mib": (before_kib - base_kib) * mib}
-    small_peak_kib = loaded_kib = base_kib
-    if batch1:
-        calls.pop(0)()
-        gc.collect()
-        loaded_kib, small_peak_kib = _status_kib("VmRSS"), maxrss_kib()
-        reset = _reset_peak() and reset
+    reset = _reset_peak()
+    if not batch1:
+        for _ in range(MEMORY_CALLS):
+            calls[0]()
+        return {**reply, "peak_mib": (maxrss_kib() - base_kib) * mib, "peak_reset": reset}
+    small, full = calls
+    small()
+    gc.collect()
+    loaded_kib, small_peak_kib = _status_kib("VmRSS"), maxrss_kib()
+    reset = _reset_peak() and reset
     for _ in range(MEMORY_CALLS):
-        calls[0]()
+        full()
     end_kib = maxrss_kib()
-    reply["peak_mib"] = (max(small_peak_kib, end_kib) - base_kib) * mib
-    reply["peak_reset"] = reset
-    if batch1:
-        reply["loaded_mib"] = (loaded_kib - base_kib) * mib
-        reply["peak_excl_load_mib"] = (end_kib - loaded_kib) * mib if reset else None
-        if library == "numbaconv" and algorithm == "auto":
-            plans = [backend.algorithms(conv) for conv in memory_shapes(select([shape_name])[0])]
-            reply["batch1_same_algorithms"] = plans[0] == plans[1]
+    reply |= {
+        "loaded_mib": (loaded_kib - base_kib) * mib,
+        "peak_with_batch1_mib": (max(small_peak_kib, end_kib) - base_kib) * mib,
+        "peak_excl_load_mib": (end_kib - loaded_kib) * mib if reset else None,
+        "peak_reset": reset,
+    }
+    if library == "numbaconv" and algorithm == "auto":
+        reply["batch1_same_algorithms"] = backend.algorithms(convs[0]) == backend.algorithms(convs[1])
     return reply
 
 
@@ -311,11 +315,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch1", action="store_true", help="memory probe: the breakdown, a batch-1 call first")
     args = parser.parse_args(argv)
     if args.memory_probe:
-        print(
-            json.dumps(
-                memory_probe(args.library, args.memory_probe, args.threads, args.algorithm, args.seed, args.batch1)
-            )
-        )
+        reply = memory_probe(args.library, args.memory_probe, args.threads, args.algorithm, args.seed, args.batch1)
+        print(json.dumps(reply))
     else:
         serve(lambda: WorkerSession(BACKENDS[args.library](args.threads, args.algorithm)), args.library)
 
